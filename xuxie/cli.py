@@ -1,0 +1,274 @@
+"""The ``xuxie`` command line: parsing and printing only; the work lives in the modules."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import XuxieError
+
+app = typer.Typer(
+    name="xuxie",
+    help="xuxie (续写): train text generators on your own corpus, then continue and write text with them.",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def _friendly(fn: Callable) -> Callable:
+    """One clear line and exit code 2 for user errors; exit 130 after Ctrl-C (checkpoint saved)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .training import TrainingInterrupted
+
+        try:
+            return fn(*args, **kwargs)
+        except XuxieError as e:
+            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        except TrainingInterrupted as e:
+            err.print(f"[yellow]{escape(str(e))}[/]", soft_wrap=True)
+            raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            raise typer.Exit(0) from None
+
+    return wrapper
+
+
+# --------------------------------------------------------------------------- train
+TRAIN_HELP = """Train a model on a corpus: a file, several files, a folder, or a named corpus
+(`tinyshakespeare`, `hongloumeng`).
+
+Examples:
+
+    xuxie train tinyshakespeare --out runs/shakespeare --time 3
+
+    xuxie train ../shared/corpora/hongloumeng.txt --out runs/hlm --time 5
+
+    xuxie train headlines.txt --mode lines --out runs/hn --epochs 10
+
+    xuxie train novel.txt --tokenizer word --arch gru --hidden-size 256 --steps 2000
+
+    xuxie train --out runs/hlm --resume --time 10      # continue an interrupted or finished run
+
+Writes the model directory (config.json, tokenizer.json, model.safetensors, last.safetensors,
+trainer_state.pt, log.jsonl, samples.md). Ctrl-C saves a checkpoint; --resume continues it.
+"""
+
+
+@app.command(help=TRAIN_HELP)
+@_friendly
+def train(
+    corpus: Annotated[Optional[list[str]], typer.Argument(help="File(s), folder(s) or a named corpus. Optional with --resume.", show_default=False)] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model directory to write (default: runs/<corpus name>).")] = None,
+    arch: Annotated[str, typer.Option(help="Architecture: lstm, gru or rnn.")] = "lstm",
+    tokenizer: Annotated[str, typer.Option(help="Tokenizer: char or word (jieba for Chinese).")] = "char",
+    mode: Annotated[str, typer.Option(help="text: one continuous text; lines: every line is a document.")] = "text",
+    encoding: Annotated[Optional[str], typer.Option(help="Force the file encoding (detected by default).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Budget in passes over the training text.")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Budget in optimiser steps.")] = None,
+    time: Annotated[Optional[float], typer.Option("--time", help="Budget in minutes (default 5 when no budget is given).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (budgets are totals for the whole run).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out.")] = False,
+    hidden_size: Annotated[Optional[int], typer.Option(help="Recurrent units per layer (default 512).")] = None,
+    layers: Annotated[Optional[int], typer.Option(help="Recurrent layers (default 2).")] = None,
+    embed_dim: Annotated[Optional[int], typer.Option(help="Embedding size (default: the hidden size).")] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="Dropout (default 0).")] = None,
+    tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
+    seq_len: Annotated[Optional[int], typer.Option(help="Training window length in tokens (default 128).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Windows per batch (default 32).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 3e-3).")] = None,
+    schedule: Annotated[Optional[str], typer.Option(help="cosine (default), plateau or constant.")] = None,
+    warmup: Annotated[Optional[int], typer.Option(help="Warm-up steps (default 50).")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="Early stopping: evaluations without improvement (0: off).")] = None,
+    val_fraction: Annotated[Optional[float], typer.Option(help="Share held out for validation (default 0.1, the end of the text).")] = None,
+    eval_interval: Annotated[Optional[int], typer.Option(help="Evaluate every N steps (default: ~8 times per run).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="auto (bf16 where the hardware is fast at it), bf16 or fp32.")] = None,
+    min_freq: Annotated[int, typer.Option(help="Tokens seen fewer times become <unk>.")] = 1,
+    max_vocab: Annotated[int, typer.Option(help="Word tokenizer: vocabulary cap.")] = 20000,
+    preview_length: Annotated[Optional[int], typer.Option(help="Tokens per sample preview (0: none).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    from . import checkpoint as ckpt
+    from .api import TextGenerator
+
+    if not corpus:
+        if not (resume and out_dir is not None):
+            raise XuxieError("give a corpus to train on (a file, folder, or 'tinyshakespeare'/'hongloumeng'), or --out DIR --resume")
+        corpus = ckpt.read_config(out_dir).get("corpus", {}).get("sources") or []
+        if not corpus:
+            raise XuxieError(f"{out_dir} does not record its corpus; give it again: xuxie train CORPUS --out {out_dir} --resume")
+    if out_dir is None:
+        out_dir = Path("runs") / Path(corpus[0]).stem
+    model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
+                     "dropout": dropout, "tie_weights": tie_weights or None}
+    train_options = {"seq_len": seq_len, "batch_size": batch_size, "lr": lr, "schedule": schedule,
+                     "warmup_steps": warmup, "patience": patience, "val_fraction": val_fraction,
+                     "eval_interval": eval_interval, "precision": precision, "seed": seed,
+                     "preview_length": preview_length}
+    err.print(f"[bold]xuxie train[/] {escape(' '.join(corpus))} → {escape(str(out_dir))}")
+    tg = TextGenerator.train(
+        corpus if len(corpus) > 1 else corpus[0], arch=arch, tokenizer=tokenizer, out=out_dir, mode=mode,
+        encoding=encoding, epochs=epochs, steps=steps, time=time, resume=resume, overwrite=overwrite,
+        device=device, min_freq=min_freq, max_vocab=max_vocab, model_options=model_options,
+        console=err, progress=not quiet, **train_options,
+    )
+    r = tg.config.get("results", {})
+    table = Table(title=f"trained {tg.config['arch']} ({tg.model.num_parameters():,} parameters)", show_header=False)
+    for key in ("steps", "tokens", "seconds", "tokens_per_s", "precision", "final_val_loss", "final_val_ppl", "final_val_bpc", "best_val_loss", "best_step"):
+        if r.get(key) is not None:
+            table.add_row(key.replace("_", " "), f"{r[key]:,}" if isinstance(r[key], int) else str(r[key]))
+    err.print(table)
+    err.print(f"generate with: xuxie generate {escape(str(out_dir))} --prompt \"…\"")
+
+
+# --------------------------------------------------------------------------- generate
+GENERATE_HELP = """Generate text from a trained model, printing it as it is written.
+
+Examples:
+
+    xuxie generate runs/hlm --prompt "宝玉" --temperature 0.5 -n 3
+
+    xuxie generate runs/shakespeare --prompt "ROMEO:" --top-p 0.9 --max-new-tokens 400
+
+    xuxie generate runs/shakespeare --prompt "To be" --num-beams 4 --temperature 0
+
+    xuxie generate runs/hn -n 10 --temperature 0.8 --seed 1      # lines models stop by themselves
+"""
+
+
+@app.command(help=GENERATE_HELP)
+@_friendly
+def generate(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train'.", show_default=False)],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "",
+    n: Annotated[int, typer.Option("-n", "--n", help="Number of samples.")] = 1,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="0: greedy; lower is safer, higher is wilder.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Sample from the k most likely tokens (0: off).")] = 0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling: smallest set with this much probability (1: off).")] = 1.0,
+    max_new_tokens: Annotated[Optional[int], typer.Option(help="Tokens to write (default 200; 500 for lines models).")] = None,
+    repetition_penalty: Annotated[float, typer.Option(help=">1 discourages repeating tokens (1: off).")] = 1.0,
+    no_repeat_ngram: Annotated[int, typer.Option(help="Never repeat an n-gram of this size (0: off).")] = 0,
+    num_beams: Annotated[int, typer.Option(help="Beam search with this many beams (1: off).")] = 1,
+    length_penalty: Annotated[float, typer.Option(help="Beam search: >0 favours longer, <0 shorter texts.")] = 1.0,
+    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed for reproducible sampling.")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print as it is written.")] = True,
+) -> None:
+    from .api import TextGenerator
+    from .decoding import GenerationConfig
+
+    # Check the cheap things before loading the model.
+    GenerationConfig(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens or 0,
+                     repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram,
+                     num_beams=num_beams).validate()
+    if n < 1:
+        raise XuxieError(f"-n must be at least 1, got {n}")
+    tg = TextGenerator.load(model_dir, device)
+    kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
+              repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram,
+              num_beams=num_beams, length_penalty=length_penalty, stop=stop, seed=seed)
+    if n == 1 and stream and num_beams == 1:
+        pieces = tg.stream(prompt, **kw)
+        sys.stdout.write(prompt)
+        for piece in pieces:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+        sys.stdout.write("\n")
+        return
+    texts = tg.generate(n, prompt, **kw)
+    for i, text in enumerate(texts, 1):
+        if n > 1:
+            sys.stdout.write(f"--- sample {i} ---\n")
+        sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- evaluate / info
+@app.command(help="Loss, perplexity and bits per character of a text under a model.\n\nExample:\n\n    xuxie evaluate runs/shakespeare heldout.txt")
+@_friendly
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory.", show_default=False)],
+    text_file: Annotated[Path, typer.Argument(help="Text file to score.", show_default=False)],
+    encoding: Annotated[Optional[str], typer.Option(help="Force the file encoding.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
+) -> None:
+    from .api import TextGenerator
+    from .corpus import read_text_file
+
+    tg = TextGenerator.load(model_dir, device)
+    if not text_file.is_file():
+        raise XuxieError(f"text file {text_file} does not exist; give a file to score")
+    text, _ = read_text_file(text_file, encoding)
+    if not text.strip():
+        raise XuxieError(f"{text_file} is empty; give a file with text in it")
+    r = tg.evaluate(text)
+    if as_json:
+        out.print_json(json.dumps(r))
+        return
+    table = Table(title=f"{text_file} under {model_dir}", show_header=False)
+    table.add_row("loss (nats/token)", f"{r['loss']:.4f}")
+    table.add_row("perplexity", f"{r['perplexity']:.2f}")
+    table.add_row("bits per character", f"{r['bits_per_char']:.4f}")
+    table.add_row("tokens / chars", f"{r['tokens']:,} / {r['chars']:,}")
+    if r["unknown_chars"]:
+        table.add_row("unknown characters", str(r["unknown_chars"]))
+    out.print(table)
+
+
+@app.command(help="Show a model's configuration, size, vocabulary and training figures.\n\nExample:\n\n    xuxie info runs/shakespeare")
+@_friendly
+def info(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw config.json.")] = False,
+) -> None:
+    from .api import TextGenerator
+
+    tg = TextGenerator.load(model_dir, "cpu")
+    c = tg.config
+    if as_json:
+        out.print_json(json.dumps(c, ensure_ascii=False))
+        return
+    table = Table(title=str(model_dir), show_header=False)
+    table.add_row("architecture", f"{c['arch']}  " + ", ".join(f"{k}={v}" for k, v in c["model"].items() if k != "vocab_size"))
+    table.add_row("parameters", f"{tg.model.num_parameters():,}")
+    sample = "".join(t for t in tg.tokenizer.tokens[4:40]).replace("\n", "⏎")
+    table.add_row("tokenizer", f"{c['tokenizer']}, {tg.tokenizer.vocab_size:,} tokens: {escape(sample)} …")
+    table.add_row("mode", c["mode"])
+    corpus = c.get("corpus", {})
+    if corpus:
+        table.add_row("corpus", f"{', '.join(corpus.get('sources', []))} ({corpus.get('chars', 0):,} chars, {', '.join(sorted(set(corpus.get('encodings', []))))})")
+    for k, v in (c.get("results") or {}).items():
+        table.add_row(k.replace("_", " "), f"{v:,}" if isinstance(v, int) else str(v))
+    t = c.get("train") or {}
+    if t:
+        table.add_row("training", ", ".join(f"{k}={t[k]}" for k in ("seq_len", "batch_size", "lr", "schedule", "epochs", "steps", "time_minutes") if t.get(k) is not None))
+    out.print(table)
+
+
+def main() -> None:
+    app(prog_name="xuxie")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,482 @@
+"""Model-agnostic decoding: logits processors, sampling, beam search, stop strings, streaming.
+
+Everything here drives a model only through ``model(ids, state)`` (prompt prefill),
+``model.step(ids, state)`` and ``model.reorder_state(state, index)``; it never knows which
+architecture it runs. Processors follow HF transformers' convention: a callable
+``(input_ids (B, t), scores (B, V)) -> scores`` with one job each, composed in a list.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Iterable, Iterator, Sequence
+
+import torch
+
+from .errors import XuxieError
+from .tokenizers import SPECIALS
+
+NEG_INF = float("-inf")
+
+
+# --------------------------------------------------------------------------- configuration
+@dataclass
+class GenerationConfig:
+    """How to decode. ``temperature=0`` means greedy."""
+
+    max_new_tokens: int = 200
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop, str):
+            self.stop = (self.stop,)
+        self.stop = tuple(s for s in self.stop if s)
+
+    def validate(self) -> "GenerationConfig":
+        checks = [
+            (self.temperature is None or self.temperature < 0 or math.isnan(self.temperature),
+             f"temperature must be 0 (greedy) or positive, got {self.temperature}"),
+            (not 0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p} (1 turns it off)"),
+            (self.top_k < 0, f"top_k must be 0 (off) or a positive number of tokens, got {self.top_k}"),
+            (self.max_new_tokens < 0, f"max_new_tokens must be 0 or more, got {self.max_new_tokens}"),
+            (self.repetition_penalty <= 0, f"repetition_penalty must be positive (1 turns it off), got {self.repetition_penalty}"),
+            (self.no_repeat_ngram_size < 0, f"no_repeat_ngram_size must be 0 (off) or more, got {self.no_repeat_ngram_size}"),
+            (self.num_beams < 1, f"num_beams must be at least 1, got {self.num_beams}"),
+        ]
+        for bad, message in checks:
+            if bad:
+                raise XuxieError(message)
+        return self
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature > 0 and self.num_beams == 1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+# --------------------------------------------------------------------------- processors
+class LogitsProcessor:
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class SuppressTokens(LogitsProcessor):
+    """Never produce these ids (``<pad>``, ``<unk>``, ``<bos>``, and ``<eos>`` where not allowed)."""
+
+    def __init__(self, ids: Sequence[int]):
+        self.ids = list(ids)
+
+    def __call__(self, input_ids, scores):
+        if self.ids:
+            scores[:, self.ids] = NEG_INF
+        return scores
+
+
+class RepetitionPenalty(LogitsProcessor):
+    """CTRL's penalty: scores of tokens already in the sequence are divided by ``penalty`` when
+    positive and multiplied by it when negative, so ``penalty > 1`` makes repeats less likely."""
+
+    def __init__(self, penalty: float):
+        self.penalty = penalty
+
+    def __call__(self, input_ids, scores):
+        if input_ids.shape[1] == 0:
+            return scores
+        picked = scores.gather(1, input_ids)
+        picked = torch.where(picked > 0, picked / self.penalty, picked * self.penalty)
+        return scores.scatter(1, input_ids, picked)
+
+
+class NoRepeatNGram(LogitsProcessor):
+    """Bans any token that would repeat an n-gram already in the sequence."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __call__(self, input_ids, scores):
+        n = self.n
+        b, t = input_ids.shape
+        if t < n:
+            return scores
+        if n == 1:
+            return scores.scatter(1, input_ids, NEG_INF)
+        grams = input_ids.unfold(1, n, 1)  # (B, t-n+1, n)
+        prefix = input_ids[:, t - n + 1:]  # the last n-1 tokens
+        match = (grams[:, :, :-1] == prefix[:, None, :]).all(-1)  # (B, t-n+1)
+        rows, cols = match.nonzero(as_tuple=True)
+        if rows.numel():
+            scores = scores.clone()
+            scores[rows, grams[rows, cols, -1]] = NEG_INF
+        return scores
+
+
+class Temperature(LogitsProcessor):
+    def __init__(self, temperature: float):
+        self.temperature = temperature
+
+    def __call__(self, input_ids, scores):
+        return scores / self.temperature
+
+
+class TopK(LogitsProcessor):
+    """Keeps the ``k`` highest-scoring tokens."""
+
+    def __init__(self, k: int):
+        self.k = k
+
+    def __call__(self, input_ids, scores):
+        k = min(self.k, scores.shape[-1])
+        kth = scores.topk(k, dim=-1).values[:, -1:]
+        return scores.masked_fill(scores < kth, NEG_INF)
+
+
+class TopP(LogitsProcessor):
+    """Nucleus sampling: keeps the smallest set of most likely tokens whose probability sums to
+    at least ``p`` (the token that crosses ``p`` is kept; ties at the edge are kept too)."""
+
+    def __init__(self, p: float):
+        self.p = p
+
+    def __call__(self, input_ids, scores):
+        probs = scores.softmax(-1)
+        sorted_probs, order = probs.sort(dim=-1, descending=True)
+        before = sorted_probs.cumsum(-1) - sorted_probs  # mass of strictly more likely tokens
+        keep_sorted = before < self.p
+        keep_sorted[:, 0] = True
+        # Threshold: the smallest kept probability; keep everything at least that likely.
+        threshold = sorted_probs.masked_fill(~keep_sorted, 2.0).min(-1, keepdim=True).values
+        return scores.masked_fill(probs < threshold, NEG_INF)
+
+
+def build_processors(config: GenerationConfig, suppress: Sequence[int] = (), sampling: bool = True) -> list[LogitsProcessor]:
+    """The processor chain for ``config``. Beam search uses only the ones that are not about
+    sampling (suppression, repetition penalty, no-repeat-n-gram)."""
+    procs: list[LogitsProcessor] = []
+    if suppress:
+        procs.append(SuppressTokens(suppress))
+    if config.repetition_penalty != 1.0:
+        procs.append(RepetitionPenalty(config.repetition_penalty))
+    if config.no_repeat_ngram_size > 0:
+        procs.append(NoRepeatNGram(config.no_repeat_ngram_size))
+    if sampling:
+        if config.temperature > 0 and config.temperature != 1.0:
+            procs.append(Temperature(config.temperature))
+        if config.top_k > 0:
+            procs.append(TopK(config.top_k))
+        if config.top_p < 1.0:
+            procs.append(TopP(config.top_p))
+    return procs
+
+
+def apply_processors(procs: Iterable[LogitsProcessor], input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    for p in procs:
+        scores = p(input_ids, scores)
+    return scores
+
+
+# --------------------------------------------------------------------------- token loops
+def _make_generator(device: torch.device, seed: int | None) -> torch.Generator:
+    g = torch.Generator(device=device)
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(int(seed))
+    return g
+
+
+@torch.inference_mode()
+def _prefill(model, prompt_ids: Sequence[int], batch: int):
+    """Run the prompt once and copy the resulting state ``batch`` times."""
+    if not prompt_ids:
+        raise XuxieError("decoding needs at least one prompt token")
+    device = model.device
+    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
+    logits, state = model(ids, None)
+    index = torch.zeros(batch, dtype=torch.long, device=device)
+    return logits[:, -1].float().expand(batch, -1).clone(), model.reorder_state(state, index)
+
+
+@torch.inference_mode()
+def sample_steps(model, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
+                 eos_id: int | None = None, suppress: Sequence[int] = ()) -> Iterator[list[int]]:
+    """Yield, per step, the new token of each of ``n`` sequences sampled together.
+
+    A sequence that produced ``eos_id`` keeps yielding ``eos_id``; the loop ends when all have,
+    or after ``max_new_tokens`` steps. Greedy when ``temperature == 0``.
+    """
+    config.validate()
+    if config.max_new_tokens == 0:
+        return
+    device = model.device
+    logits, state = _prefill(model, prompt_ids, n)
+    procs = build_processors(config, suppress, sampling=True)
+    gen = _make_generator(device, config.seed) if config.do_sample else None
+    plen = len(prompt_ids)
+    history = torch.empty(n, plen + config.max_new_tokens, dtype=torch.long, device=device)
+    history[:, :plen] = torch.tensor(list(prompt_ids), dtype=torch.long, device=device)
+    finished = torch.zeros(n, dtype=torch.bool, device=device)
+    for t in range(config.max_new_tokens):
+        scores = apply_processors(procs, history[:, :plen + t], logits)
+        if gen is None:
+            tokens = scores.argmax(-1)
+        else:
+            tokens = torch.multinomial(scores.softmax(-1), 1, generator=gen)[:, 0]
+        if eos_id is not None:
+            tokens = tokens.masked_fill(finished, eos_id)
+            finished |= tokens == eos_id
+        history[:, plen + t] = tokens
+        yield tokens.tolist()
+        if eos_id is not None and bool(finished.all()):
+            return
+        if t + 1 < config.max_new_tokens:
+            logits, state = model.step(tokens, state)
+            logits = logits.float()
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]
+    logprob: float  # sum of log-probabilities of the generated tokens
+    score: float  # logprob / length ** length_penalty
+    finished: bool = False
+
+
+@torch.inference_mode()
+def beam_search(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_id: int | None = None,
+                suppress: Sequence[int] = ()) -> list[Hypothesis]:
+    """Beam search over ``model.step``; returns hypotheses best first (``num_beams`` of them).
+
+    Scores are summed log-probabilities divided by ``length ** length_penalty`` (length =
+    generated tokens); ``length_penalty > 0`` favours longer sequences, ``< 0`` shorter ones.
+    """
+    config.validate()
+    k = config.num_beams
+    if config.max_new_tokens == 0:
+        return [Hypothesis([], 0.0, 0.0, False)]
+    device = model.device
+    logits, state = _prefill(model, prompt_ids, k)
+    procs = build_processors(config, suppress, sampling=False)
+    plen = len(prompt_ids)
+    history = torch.empty(k, plen + config.max_new_tokens, dtype=torch.long, device=device)
+    history[:, :plen] = torch.tensor(list(prompt_ids), dtype=torch.long, device=device)
+    beam_logp = torch.full((k,), NEG_INF, device=device)
+    beam_logp[0] = 0.0  # all beams start identical: expand only the first
+    finished: list[Hypothesis] = []
+    lp = config.length_penalty
+
+    def norm(logprob: float, length: int) -> float:
+        return logprob / (max(length, 1) ** lp)
+
+    for t in range(config.max_new_tokens):
+        scores = apply_processors(procs, history[:, :plen + t], logits)
+        logp = scores.log_softmax(-1)
+        cand = (beam_logp[:, None] + logp).view(-1)
+        top_logp, top_idx = cand.topk(min(2 * k, cand.numel()))
+        vocab = logp.shape[-1]
+        keep_beam, keep_tok, keep_logp = [], [], []
+        for lpv, idx in zip(top_logp.tolist(), top_idx.tolist()):
+            if lpv == NEG_INF:
+                break
+            b, tok = divmod(idx, vocab)
+            if eos_id is not None and tok == eos_id:
+                seq = history[b, plen:plen + t].tolist()
+                finished.append(Hypothesis(seq, lpv, norm(lpv, t + 1), True))
+                continue
+            keep_beam.append(b)
+            keep_tok.append(tok)
+            keep_logp.append(lpv)
+            if len(keep_beam) == k:
+                break
+        if not keep_beam:
+            break
+        # Stop when no running beam can beat the k-th best finished hypothesis (HF's default
+        # heuristic: it assumes a running beam's normalised score does not rise later).
+        if len(finished) >= k:
+            finished.sort(key=lambda h: h.score, reverse=True)
+            if max(norm(v, t + 1) for v in keep_logp) <= finished[k - 1].score:
+                break
+        m = len(keep_beam)
+        index = torch.tensor(keep_beam + [keep_beam[0]] * (k - m), dtype=torch.long, device=device)
+        tokens = torch.tensor(keep_tok + [keep_tok[0]] * (k - m), dtype=torch.long, device=device)
+        beam_logp = torch.tensor(keep_logp + [NEG_INF] * (k - m), device=device)
+        history = history.index_select(0, index)
+        history[:, plen + t] = tokens
+        if t + 1 < config.max_new_tokens:
+            state = model.reorder_state(state, index)
+            logits, state = model.step(tokens, state)
+            logits = logits.float()
+        else:
+            length = t + 1
+            for b in range(m):
+                v = keep_logp[b]
+                finished.append(Hypothesis(history[b, plen:plen + length].tolist(), v, norm(v, length), False))
+    if not finished:  # stopped early with nothing finished (cannot normally happen)
+        return [Hypothesis([], 0.0, 0.0, False)]
+    finished.sort(key=lambda h: h.score, reverse=True)
+    return finished[:k]
+
+
+@torch.inference_mode()
+def sequence_logprob(model, prompt_ids: Sequence[int], new_ids: Sequence[int]) -> float:
+    """Sum of log-probabilities the model gives ``new_ids`` after ``prompt_ids``."""
+    ids = torch.tensor([list(prompt_ids) + list(new_ids)], dtype=torch.long, device=model.device)
+    logits, _ = model(ids[:, :-1], None)
+    logp = logits[0, len(prompt_ids) - 1:].float().log_softmax(-1)
+    return float(logp.gather(1, ids[0, len(prompt_ids):, None]).sum())
+
+
+# --------------------------------------------------------------------------- prompts
+def prompt_ids_for(tokenizer, prompt: str, mode: str) -> list[int]:
+    """Token ids that start generation.
+
+    ``lines`` models start every document with ``<bos>``. ``text`` models continue the prompt;
+    with no prompt they start after a line break (or after their most frequent token when the
+    corpus has no line breaks), which is not part of the output.
+    """
+    unknown = tokenizer.unknown_chars(prompt) if prompt else []
+    if unknown:
+        shown = " ".join(repr(c) for c in unknown[:10]) + (" …" if len(unknown) > 10 else "")
+        raise XuxieError(
+            f"the prompt has {len(unknown)} character(s) the model never saw in training: {shown}; "
+            "remove them, or train on a corpus that has them"
+        )
+    ids = tokenizer.encode(prompt) if prompt else []
+    if mode == "lines":
+        return [tokenizer.bos_id] + ids
+    if not ids:
+        nl = tokenizer.encode("\n")
+        ids = nl if nl and tokenizer.unk_id not in nl else [len(SPECIALS) if tokenizer.vocab_size > len(SPECIALS) else tokenizer.bos_id]
+    return ids
+
+
+def suppressed_ids(tokenizer, mode: str) -> list[int]:
+    """Tokens generation never produces: padding, unknown, begin; end too unless ``lines`` mode."""
+    ids = [tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id]
+    if mode != "lines":
+        ids.append(tokenizer.eos_id)
+    return ids
+
+
+# --------------------------------------------------------------------------- text assembly
+class TextAssembler:
+    """Builds one sequence's text from tokens, cuts it at the first stop string, and releases
+    only text that can no longer turn into a stop string (for streaming)."""
+
+    def __init__(self, tokenizer, stop: Sequence[str] = ()):
+        self.decoder = tokenizer.stream_decoder()
+        self.stop = tuple(stop)
+        self.longest = max((len(s) for s in self.stop), default=0)
+        self.text = ""
+        self.released = 0
+        self.done = False
+
+    def push(self, token_id: int) -> None:
+        if self.done:
+            return
+        piece = self.decoder.push(token_id)
+        self._add(piece)
+
+    def _add(self, piece: str) -> None:
+        if not piece:
+            return
+        start = max(0, len(self.text) - self.longest + 1)
+        self.text += piece
+        if self.stop:
+            hits = [i for i in (self.text.find(s, start) for s in self.stop) if i >= 0]
+            if hits:
+                self.text = self.text[:min(hits)]
+                self.done = True
+
+    def finish(self) -> None:
+        if not self.done:
+            self._add(self.decoder.flush())
+        self.done = True
+
+    def release(self) -> str:
+        """Text that is safe to show now."""
+        end = len(self.text)
+        if not self.done and self.stop:
+            # Hold back the longest tail that could still grow into a stop string.
+            for k in range(min(self.longest - 1, end - self.released), 0, -1):
+                tail = self.text[end - k:]
+                if any(s.startswith(tail) for s in self.stop):
+                    end -= k
+                    break
+        out = self.text[self.released:end]
+        self.released = end
+        return out
+
+
+def generate_texts(model, tokenizer, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
+                   eos_id: int | None = None, suppress: Sequence[int] = ()) -> list[str]:
+    """``n`` continuations (text only, without the prompt)."""
+    config.validate()
+    if config.num_beams > 1:
+        if n > config.num_beams:
+            raise XuxieError(f"beam search returns at most num_beams={config.num_beams} sequences; ask for n ≤ num_beams")
+        hyps = beam_search(model, prompt_ids, config, eos_id, suppress)
+        out = []
+        for h in hyps[:n]:
+            a = TextAssembler(tokenizer, config.stop)
+            for tok in h.tokens:
+                a.push(tok)
+            a.finish()
+            out.append(a.text)
+        return out
+    asm = [TextAssembler(tokenizer, config.stop) for _ in range(n)]
+    for tokens in sample_steps(model, prompt_ids, config, n, eos_id, suppress):
+        for a, tok in zip(asm, tokens):
+            if tok == eos_id:
+                a.finish()
+            else:
+                a.push(tok)
+        if all(a.done for a in asm):
+            break
+    for a in asm:
+        a.finish()
+    return [a.text for a in asm]
+
+
+def stream_text(model, tokenizer, prompt_ids: Sequence[int], config: GenerationConfig,
+                eos_id: int | None = None, suppress: Sequence[int] = ()) -> Iterator[str]:
+    """One continuation as an iterator of text pieces (as soon as they are safe to show)."""
+    config.validate()
+    if config.num_beams > 1:
+        # Beam search only knows its best sequence at the end.
+        yield from generate_texts(model, tokenizer, prompt_ids, config, 1, eos_id, suppress)
+        return
+    a = TextAssembler(tokenizer, config.stop)
+    for (tok,) in sample_steps(model, prompt_ids, replace(config), 1, eos_id, suppress):
+        if tok == eos_id:
+            break
+        a.push(tok)
+        piece = a.release()
+        if piece:
+            yield piece
+        if a.done:
+            break
+    a.finish()
+    piece = a.release()
+    if piece:
+        yield piece
+
+
+__all__ = [
+    "GenerationConfig", "Hypothesis", "LogitsProcessor", "NoRepeatNGram", "RepetitionPenalty",
+    "SuppressTokens", "Temperature", "TextAssembler", "TopK", "TopP", "apply_processors",
+    "beam_search", "build_processors", "generate_texts", "prompt_ids_for", "suppressed_ids", "sample_steps", "sequence_logprob",
+    "stream_text",
+]

@@ -1,0 +1,56 @@
+"""Character tokenizer: one token per Unicode character (code point)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Iterable
+
+import numpy as np
+
+from .base import SPECIALS, UNK, Tokenizer
+
+
+def _codepoints(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+class CharTokenizer(Tokenizer):
+    """Characters seen at least ``min_freq`` times get an id; the rest map to ``<unk>``."""
+
+    kind = "char"
+
+    def __init__(self, tokens: list[str], min_freq: int = 1):
+        super().__init__(tokens)
+        self.min_freq = min_freq
+        chars = self.tokens[len(SPECIALS):]
+        cps = np.array([ord(c) for c in chars], dtype=np.uint32)
+        order = np.argsort(cps)
+        self._sorted_cps = cps[order]
+        self._sorted_ids = (order + len(SPECIALS)).astype(np.int32)
+
+    @classmethod
+    def train(cls, texts: Iterable[str], min_freq: int = 1, **_: Any) -> "CharTokenizer":
+        counts: Counter[str] = Counter()
+        for t in texts:
+            counts.update(t)
+        # Most frequent first; ties broken by code point so training is deterministic.
+        chars = sorted((c for c, n in counts.items() if n >= min_freq), key=lambda c: (-counts[c], c))
+        return cls(list(SPECIALS) + chars, min_freq=min_freq)
+
+    def encode_array(self, text: str) -> np.ndarray:
+        cps = _codepoints(text)
+        if len(self._sorted_cps) == 0:
+            return np.full(len(cps), UNK, dtype=np.int32)
+        pos = np.searchsorted(self._sorted_cps, cps)
+        pos = np.minimum(pos, len(self._sorted_cps) - 1)
+        found = self._sorted_cps[pos] == cps
+        return np.where(found, self._sorted_ids[pos], UNK).astype(np.int32)
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_array(text).tolist()
+
+    def unknown_chars(self, text: str) -> list[str]:
+        return sorted({c for c in set(text) if c not in self.index})
+
+    def _extra(self) -> dict[str, Any]:
+        return {"min_freq": self.min_freq}
