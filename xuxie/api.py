@@ -100,6 +100,7 @@ class TextGenerator:
             corpus = cls._read(source, mode, encoding)
             tok = train_tokenizer(tokenizer, cls._train_part(corpus, tc.val_fraction).documents, min_freq=min_freq, max_vocab=max_vocab)
             options = {**ARCH_DEFAULTS.get(arch, {}), **{k: v for k, v in (model_options or {}).items() if v is not None}}
+            torch.manual_seed(tc.seed)  # reproducible initialisation
             model = build_model(arch, tok.vocab_size, **options).to(dev)
             if overwrite and out_dir.exists():
                 for name in (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.LAST, ckpt.TRAINER_STATE, ckpt.LOG, ckpt.SAMPLES, ckpt.TOKENIZER):

@@ -330,11 +330,15 @@ def beam_search(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_
 
 
 @torch.inference_mode()
-def sequence_logprob(model, prompt_ids: Sequence[int], new_ids: Sequence[int]) -> float:
-    """Sum of log-probabilities the model gives ``new_ids`` after ``prompt_ids``."""
+def sequence_logprob(model, prompt_ids: Sequence[int], new_ids: Sequence[int], suppress: Sequence[int] = ()) -> float:
+    """Sum of log-probabilities the model gives ``new_ids`` after ``prompt_ids`` (with the
+    ``suppress``ed tokens' probability shared out over the rest, as decoding does)."""
     ids = torch.tensor([list(prompt_ids) + list(new_ids)], dtype=torch.long, device=model.device)
     logits, _ = model(ids[:, :-1], None)
-    logp = logits[0, len(prompt_ids) - 1:].float().log_softmax(-1)
+    logits = logits[0, len(prompt_ids) - 1:].float()
+    if suppress:
+        logits[:, list(suppress)] = NEG_INF
+    logp = logits.log_softmax(-1)
     return float(logp.gather(1, ids[0, len(prompt_ids):, None]).sum())
 
 

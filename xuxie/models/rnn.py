@@ -57,17 +57,11 @@ class RNNLanguageModel(LanguageModel):
         self._init()
 
     def _init(self) -> None:
-        nn.init.normal_(self.embed.weight, std=0.1 if not self.config.tie_weights else 0.02)
-        if self.config.cell == "lstm":
-            # Forget-gate bias 1: remembers by default, learns faster on long contexts.
-            for name, p in self.rnn.named_parameters():
-                if name.startswith("bias_ih"):
-                    h = self.config.hidden_size
-                    with torch.no_grad():
-                        p.zero_()
-                        p[h:2 * h].fill_(1.0)
-                elif name.startswith("bias_hh"):
-                    nn.init.zeros_(p)
+        # PyTorch's own initialisation learns fastest here (measured: a scaled-down embedding and
+        # forget-gate bias 1 were clearly slower in the first minutes). A tied embedding is also the
+        # output layer, so it is scaled down to keep the first logits small.
+        if self.config.tie_weights:
+            nn.init.normal_(self.embed.weight, std=self.embed.weight.shape[1] ** -0.5)
 
     def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         x = self.drop(self.embed(ids))
