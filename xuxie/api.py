@@ -16,8 +16,9 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -55,7 +56,7 @@ class TextGenerator:
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device | None = None) -> "TextGenerator":
+    def load(cls, path: str | Path, device: str | torch.device | None = None) -> TextGenerator:
         """Load a model directory written by ``train`` (no network needed)."""
         model, tokenizer, config = ckpt.load_model_dir(path, device)
         return cls(model, tokenizer, config, Path(path))
@@ -67,7 +68,7 @@ class TextGenerator:
               resume: bool = False, overwrite: bool = False, device: str | None = None,
               min_freq: int = 1, max_vocab: int = 20000, model_options: dict[str, Any] | None = None,
               callbacks: Sequence[Callback] | None = None, console=None, progress: bool = True,
-              **train_options: Any) -> "TextGenerator":
+              **train_options: Any) -> TextGenerator:
         """Train a model on a file, folder, named corpus, list of those, or a text string.
 
         ``time`` is in minutes; with no budget at all training runs for 5 minutes. Other keyword

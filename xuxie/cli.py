@@ -5,8 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -75,36 +76,36 @@ trainer_state.pt, log.jsonl, samples.md). Ctrl-C saves a checkpoint; --resume co
 @app.command(help=TRAIN_HELP)
 @_friendly
 def train(
-    corpus: Annotated[Optional[list[str]], typer.Argument(help="File(s), folder(s) or a named corpus. Optional with --resume.", show_default=False)] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Model directory to write (default: runs/<corpus name>).")] = None,
+    corpus: Annotated[list[str] | None, typer.Argument(help="File(s), folder(s) or a named corpus. Optional with --resume.", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory to write (default: runs/<corpus name>).")] = None,
     arch: Annotated[str, typer.Option(help="Architecture: lstm, gru or rnn.")] = "lstm",
     tokenizer: Annotated[str, typer.Option(help="Tokenizer: char or word (jieba for Chinese).")] = "char",
     mode: Annotated[str, typer.Option(help="text: one continuous text; lines: every line is a document.")] = "text",
-    encoding: Annotated[Optional[str], typer.Option(help="Force the file encoding (detected by default).")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Budget in passes over the training text.")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Budget in optimiser steps.")] = None,
-    time: Annotated[Optional[float], typer.Option("--time", help="Budget in minutes (default 5 when no budget is given).")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Force the file encoding (detected by default).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Budget in passes over the training text.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Budget in optimiser steps.")] = None,
+    time: Annotated[float | None, typer.Option("--time", help="Budget in minutes (default 5 when no budget is given).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (budgets are totals for the whole run).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out.")] = False,
-    hidden_size: Annotated[Optional[int], typer.Option(help="Recurrent units per layer (default 512).")] = None,
-    layers: Annotated[Optional[int], typer.Option(help="Recurrent layers (default 2).")] = None,
-    embed_dim: Annotated[Optional[int], typer.Option(help="Embedding size (default: the hidden size).")] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="Dropout (default 0).")] = None,
+    hidden_size: Annotated[int | None, typer.Option(help="Recurrent units per layer (default 512).")] = None,
+    layers: Annotated[int | None, typer.Option(help="Recurrent layers (default 2).")] = None,
+    embed_dim: Annotated[int | None, typer.Option(help="Embedding size (default: the hidden size).")] = None,
+    dropout: Annotated[float | None, typer.Option(help="Dropout (default 0).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
-    seq_len: Annotated[Optional[int], typer.Option(help="Training window length in tokens (default 128).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Windows per batch (default 32).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default 3e-3).")] = None,
-    schedule: Annotated[Optional[str], typer.Option(help="cosine (default), plateau or constant.")] = None,
-    warmup: Annotated[Optional[int], typer.Option(help="Warm-up steps (default 50).")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="Early stopping: evaluations without improvement (0: off).")] = None,
-    val_fraction: Annotated[Optional[float], typer.Option(help="Share held out for validation (default 0.1, the end of the text).")] = None,
-    eval_interval: Annotated[Optional[int], typer.Option(help="Evaluate every N steps (default: ~8 times per run).")] = None,
-    precision: Annotated[Optional[str], typer.Option(help="auto (bf16 where the hardware is fast at it), bf16 or fp32.")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Training window length in tokens (default 128).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per batch (default 32).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 3e-3).")] = None,
+    schedule: Annotated[str | None, typer.Option(help="cosine (default), plateau or constant.")] = None,
+    warmup: Annotated[int | None, typer.Option(help="Warm-up steps (default 50).")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early stopping: evaluations without improvement (0: off).")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Share held out for validation (default 0.1, the end of the text).")] = None,
+    eval_interval: Annotated[int | None, typer.Option(help="Evaluate every N steps (default: ~8 times per run).")] = None,
+    precision: Annotated[str | None, typer.Option(help="auto (bf16 where the hardware is fast at it), bf16 or fp32.")] = None,
     min_freq: Annotated[int, typer.Option(help="Tokens seen fewer times become <unk>.")] = 1,
     max_vocab: Annotated[int, typer.Option(help="Word tokenizer: vocabulary cap.")] = 20000,
-    preview_length: Annotated[Optional[int], typer.Option(help="Tokens per sample preview (0: none).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    preview_length: Annotated[int | None, typer.Option(help="Tokens per sample preview (0: none).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     from . import checkpoint as ckpt
@@ -164,14 +165,14 @@ def generate(
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="0: greedy; lower is safer, higher is wilder.")] = 1.0,
     top_k: Annotated[int, typer.Option(help="Sample from the k most likely tokens (0: off).")] = 0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling: smallest set with this much probability (1: off).")] = 1.0,
-    max_new_tokens: Annotated[Optional[int], typer.Option(help="Tokens to write (default 200; 500 for lines models).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens to write (default 200; 500 for lines models).")] = None,
     repetition_penalty: Annotated[float, typer.Option(help=">1 discourages repeating tokens (1: off).")] = 1.0,
     no_repeat_ngram: Annotated[int, typer.Option(help="Never repeat an n-gram of this size (0: off).")] = 0,
     num_beams: Annotated[int, typer.Option(help="Beam search with this many beams (1: off).")] = 1,
     length_penalty: Annotated[float, typer.Option(help="Beam search: >0 favours longer, <0 shorter texts.")] = 1.0,
-    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed for reproducible sampling.")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print as it is written.")] = True,
 ) -> None:
     from .api import TextGenerator
@@ -209,9 +210,9 @@ def generate(
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory.", show_default=False)],
     text_file: Annotated[Path, typer.Argument(help="Text file to score.", show_default=False)],
-    encoding: Annotated[Optional[str], typer.Option(help="Force the file encoding.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Force the file encoding.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu, cuda or mps.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
 ) -> None:
     from .api import TextGenerator
     from .corpus import read_text_file

@@ -77,7 +77,7 @@ class Corpus:
             h.update(d.encode("utf-8"))
         return h.hexdigest()
 
-    def split(self, val_fraction: float = 0.1) -> tuple["Corpus", "Corpus"]:
+    def split(self, val_fraction: float = 0.1) -> tuple[Corpus, Corpus]:
         """Split into (train, validation).
 
         ``text`` mode: the validation part is the last ``val_fraction`` of the text (cut at a

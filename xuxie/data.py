@@ -5,7 +5,7 @@ No one-hot tensors and no per-sample Python objects: a batch is one gather from 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -9,8 +9,9 @@ architecture it runs. Processors follow HF transformers' convention: a callable
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -41,7 +42,7 @@ class GenerationConfig:
             self.stop = (self.stop,)
         self.stop = tuple(s for s in self.stop if s)
 
-    def validate(self) -> "GenerationConfig":
+    def validate(self) -> GenerationConfig:
         checks = [
             (self.temperature is None or self.temperature < 0 or math.isnan(self.temperature),
              f"temperature must be 0 (greedy) or positive, got {self.temperature}"),

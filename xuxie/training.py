@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ class TrainConfig:
     preview_temperatures: tuple[float, ...] = (0.2, 0.5, 1.0, 1.2)
     preview_length: int = 200
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         if self.seq_len < 1 or self.batch_size < 1:
             raise XuxieError("--seq-len and --batch-size must be at least 1")
         if not self.lr > 0:
@@ -92,7 +93,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in names}
         if "preview_temperatures" in d:
@@ -121,11 +122,11 @@ class TrainState:
 class Callback:
     """Training events. Override what you need; ``trainer`` gives access to everything."""
 
-    def on_train_begin(self, trainer: "Trainer") -> None: ...
-    def on_step_end(self, trainer: "Trainer", loss: float) -> None: ...
-    def on_evaluate(self, trainer: "Trainer", metrics: dict[str, float]) -> None: ...
-    def on_train_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None: ...
-    def on_interrupt(self, trainer: "Trainer") -> None: ...
+    def on_train_begin(self, trainer: Trainer) -> None: ...
+    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
+    def on_evaluate(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
+    def on_train_end(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
+    def on_interrupt(self, trainer: Trainer) -> None: ...
 
 
 class Checkpoint(Callback):

@@ -7,7 +7,7 @@ hidden state, so generating N tokens costs N single-token steps.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,7 +24,7 @@ class RNNConfig:
     cell: str = "lstm"
     hidden_size: int = 512
     num_layers: int = 2
-    embed_dim: Optional[int] = None  # None: same as hidden_size
+    embed_dim: int | None = None  # None: same as hidden_size
     dropout: float = 0.0
     tie_weights: bool = False
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import XuxieError
 from .base import BOS, EOS, PAD, SPECIALS, UNK, StreamDecoder, Tokenizer

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar, Iterable
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -23,7 +24,7 @@ class StreamDecoder:
     back incomplete bytes; for char and word tokens every token is whole text.
     """
 
-    def __init__(self, tokenizer: "Tokenizer"):
+    def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer
 
     def push(self, token_id: int) -> str:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ class CharTokenizer(Tokenizer):
         self._sorted_ids = (order + len(SPECIALS)).astype(np.int32)
 
     @classmethod
-    def train(cls, texts: Iterable[str], min_freq: int = 1, **_: Any) -> "CharTokenizer":
+    def train(cls, texts: Iterable[str], min_freq: int = 1, **_: Any) -> CharTokenizer:
         counts: Counter[str] = Counter()
         for t in texts:
             counts.update(t)

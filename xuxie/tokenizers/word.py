@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from .base import SPECIALS, UNK, Tokenizer
 
@@ -56,7 +57,7 @@ class WordTokenizer(Tokenizer):
         self.min_freq = min_freq
 
     @classmethod
-    def train(cls, texts: Iterable[str], max_vocab: int = 20000, min_freq: int = 1, **_: Any) -> "WordTokenizer":
+    def train(cls, texts: Iterable[str], max_vocab: int = 20000, min_freq: int = 1, **_: Any) -> WordTokenizer:
         words: Counter[str] = Counter()
         chars: Counter[str] = Counter()
         for t in texts:
