@@ -35,9 +35,9 @@ __version__ = "0.1.0"
 
 #: Default model sizes per architecture (chosen by measurement on 2 CPU cores, see README).
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lstm": {"hidden_size": 512, "num_layers": 2},
-    "gru": {"hidden_size": 512, "num_layers": 2},
-    "rnn": {"hidden_size": 512, "num_layers": 2},
+    "lstm": {"hidden_size": 512, "num_layers": 1},
+    "gru": {"hidden_size": 512, "num_layers": 1},
+    "rnn": {"hidden_size": 512, "num_layers": 1},
 }
 
 

@@ -38,7 +38,7 @@ class TrainConfig:
     """Training settings. Defaults were chosen by measurement on 2 CPU cores (see README)."""
 
     seq_len: int = 128
-    batch_size: int = 32
+    batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50

@@ -23,7 +23,7 @@ class RNNConfig:
     vocab_size: int
     cell: str = "lstm"
     hidden_size: int = 512
-    num_layers: int = 2
+    num_layers: int = 1
     embed_dim: int | None = None  # None: same as hidden_size
     dropout: float = 0.0
     tie_weights: bool = False
