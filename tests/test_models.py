@@ -67,3 +67,24 @@ def test_bad_model_options(options, phrase):
     arch = options.pop("cell", "lstm")
     with pytest.raises(XuxieError, match=phrase):
         build_model(arch, 10, **options)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_fast_step_sees_weight_updates(arch):
+    """Decoding caches the first layer's input projection; an optimiser step must invalidate it."""
+    torch.manual_seed(0)
+    model = build_model(arch, 30, hidden_size=32, num_layers=2)
+    ids = torch.randint(0, 30, (2, 12))
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05)
+    for _ in range(2):
+        model.eval()
+        with torch.inference_mode():
+            prefix, state = model(ids[:, :-1])
+            stepped, _ = model.step(ids[:, -1], state)
+            full, _ = model(ids)
+        torch.testing.assert_close(stepped, full[:, -1], atol=1e-5, rtol=0)
+        model.train()
+        logits, _ = model(ids)
+        torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids.flatten()).backward()
+        opt.step()
+        opt.zero_grad()

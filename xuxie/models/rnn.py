@@ -72,8 +72,69 @@ class RNNLanguageModel(LanguageModel):
         return self.head(out), state
 
     def step(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        logits, state = self(ids[:, None], state)
-        return logits[:, 0], state
+        if torch.is_grad_enabled() or (self.training and self.config.dropout > 0):
+            logits, state = self(ids[:, None], state)
+            return logits[:, 0], state
+        return self._fast_step(ids, state)
+
+    # -- decoding fast path -------------------------------------------------------------------
+    # One token through nn.LSTM costs far more than its arithmetic: oneDNN re-lays-out the
+    # weights on every call (~15x slower than the math for one token, measured) and the weights are
+    # read from memory each step. So decoding runs the cell equations directly, with the first
+    # layer's input projection precomputed for the whole vocabulary (``embedding @ W_ih^T + bias``):
+    # a step then reads one row of that table plus ``W_hh`` — half the bytes of the full layer.
+
+    def _input_table(self) -> torch.Tensor:
+        rnn, emb = self.rnn, self.embed.weight
+        w, b_ih, b_hh = rnn.weight_ih_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
+        key = (w._version, b_ih._version, b_hh._version, emb._version, w.data_ptr(), emb.data_ptr(), w.dtype)
+        if getattr(self, "_table_key", None) != key:
+            with torch.no_grad():
+                bias = b_ih if self.config.cell == "gru" else b_ih + b_hh  # GRU keeps b_hh inside r*(.)
+                self._table = torch.addmm(bias, emb, w.t())
+            self._table_key = key
+        return self._table
+
+    def _fast_step(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        rnn, cell = self.rnn, self.config.cell
+        L, H, B = rnn.num_layers, rnn.hidden_size, ids.shape[0]
+        if state is None:
+            zeros = torch.zeros(L, B, H, device=ids.device, dtype=self._input_table().dtype)
+            state = (zeros, zeros) if cell == "lstm" else zeros
+        hs, cs = (state if cell == "lstm" else (state, None))
+        new_h, new_c = [], []
+        x = None
+        for layer in range(L):
+            h = hs[layer]
+            w_hh = getattr(rnn, f"weight_hh_l{layer}")
+            b_hh = getattr(rnn, f"bias_hh_l{layer}")
+            if layer == 0:
+                gx = self._input_table()[ids]
+            else:
+                gx = torch.addmm(getattr(rnn, f"bias_ih_l{layer}"), x, getattr(rnn, f"weight_ih_l{layer}").t())
+                if cell != "gru":
+                    gx = gx + b_hh
+            if cell == "lstm":
+                gates = gx.addmm_(h, w_hh.t()) if layer else torch.addmm(gx, h, w_hh.t())
+                s = gates.sigmoid()
+                i, f, o = s[:, :H], s[:, H:2 * H], s[:, 3 * H:]
+                c = torch.addcmul(f * cs[layer], i, gates[:, 2 * H:3 * H].tanh())
+                h = o * c.tanh()
+                new_c.append(c)
+            elif cell == "gru":
+                gh = torch.addmm(b_hh, h, w_hh.t())
+                rz = (gx[:, :2 * H] + gh[:, :2 * H]).sigmoid()
+                r, z = rz[:, :H], rz[:, H:]
+                n = torch.addcmul(gx[:, 2 * H:], r, gh[:, 2 * H:]).tanh()
+                h = torch.addcmul(n, z, h - n)
+            else:
+                h = torch.addmm(gx, h, w_hh.t()).tanh()
+            new_h.append(h)
+            x = h
+        out = self.proj(x) if self.proj is not None else x
+        logits = self.head(out)
+        hn = torch.stack(new_h)
+        return logits, ((hn, torch.stack(new_c)) if cell == "lstm" else hn)
 
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         if state is None:
