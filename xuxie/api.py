@@ -24,7 +24,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .corpus import Corpus, corpus_from_text, read_corpus
-from .data import encode_corpus
+from .data import check_window, encode_corpus
 from .decoding import GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids
 from .errors import XuxieError
 from .models import LanguageModel, build_model
@@ -103,11 +103,6 @@ class TextGenerator:
             options = {**ARCH_DEFAULTS.get(arch, {}), **{k: v for k, v in (model_options or {}).items() if v is not None}}
             torch.manual_seed(tc.seed)  # reproducible initialisation
             model = build_model(arch, tok.vocab_size, **options).to(dev)
-            if overwrite and out_dir.exists():
-                for name in (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.LAST, ckpt.TRAINER_STATE, ckpt.LOG, ckpt.SAMPLES, ckpt.TOKENIZER):
-                    (out_dir / name).unlink(missing_ok=True)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            tok.save(out_dir / ckpt.TOKENIZER)
             run_info = {
                 "arch": arch, "model": model.config.__dict__, "tokenizer": tok.kind, "mode": corpus.mode,
                 "corpus": {"sources": list(corpus.sources), "encodings": list(corpus.encodings),
@@ -118,6 +113,13 @@ class TextGenerator:
         train_ids = encode_corpus(train_part, tok)
         val_ids = encode_corpus(val_part, tok) if val_part.documents else None
         val_chars = sum(len(d) + (1 if corpus.mode == "lines" else 0) for d in val_part.documents)
+        check_window(len(train_ids), tc.seq_len)
+        if not resume:  # every input is checked: only now touch the output directory
+            if overwrite and out_dir.exists():
+                for name in (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.LAST, ckpt.TRAINER_STATE, ckpt.LOG, ckpt.SAMPLES, ckpt.TOKENIZER):
+                    (out_dir / name).unlink(missing_ok=True)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tok.save(out_dir / ckpt.TOKENIZER)
         if console is None and progress:
             from rich.console import Console
 

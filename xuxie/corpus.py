@@ -16,6 +16,7 @@ Modes
 from __future__ import annotations
 
 import codecs
+import unicodedata
 import hashlib
 import os
 import tempfile
@@ -50,7 +51,7 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-_CANDIDATES = ["utf_16_le", "utf_16_be", "gb18030", "big5", "cp1252", "latin_1"]
+_CANDIDATES = ["gb18030", "big5", "cp1252", "latin_1"]  # in order of preference on a tie
 
 
 @dataclass
@@ -170,12 +171,47 @@ def _looks_binary(data: bytes) -> bool:
     return bad / len(sample) > 0.01
 
 
+def _plausible(text: str) -> float:
+    """Share of characters that are assigned, non-private, and not control codes (tab/newline aside)."""
+    sample = text[:20000]
+    if not sample:
+        return 0.0
+    bad = sum(1 for c in sample if unicodedata.category(c) in ("Cn", "Co", "Cs", "Cc") and c not in "\t\n\r\f")
+    return 1.0 - bad / len(sample)
+
+
+def _utf16_guess(data: bytes, need_nul: bool = True) -> tuple[str, str] | None:
+    """UTF-16 without a BOM: the byte order whose strict decoding is (nearly) all assigned text.
+
+    Asked only when there are NUL bytes (any newline, space or ASCII letter in UTF-16 has one, and
+    GBK/Big5/Latin text has none): GBK byte pairs read as UTF-16 are valid Hangul, so without that
+    evidence short Chinese texts would be misread.
+    """
+    if len(data) < 2 or len(data) % 2 or (need_nul and b"\x00" not in data):
+        return None
+    scored = [(_plausible(t), enc, t) for enc in ("utf_16_le", "utf_16_be") if (t := _strict(data, enc)) is not None]
+    scored = [x for x in scored if x[0] >= 0.98]
+    if not scored:
+        return None
+    _, enc, text = max(scored, key=lambda x: x[0])
+    return text, enc
+
+
+def _strict(data: bytes, encoding: str) -> str | None:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError:
+        return None
+
+
 def decode_bytes(data: bytes, encoding: str | None = None, name: str = "<bytes>") -> tuple[str, str]:
     """Decode ``data`` to text; returns (text, encoding used).
 
-    Order: forced ``encoding``; a byte-order mark (UTF-8/16/32); strict UTF-8; otherwise the best
-    of UTF-16, GB18030 (a superset of GBK/GB2312), Big5 and Latin encodings as judged by
-    charset-normalizer.
+    Order: forced ``encoding``; a byte-order mark (UTF-8/16/32); strict UTF-8; UTF-16 recognised by
+    its NUL bytes; otherwise each of GB18030 (a superset of GBK/GB2312), Big5, UTF-16, cp1252 and
+    Latin-1 that decodes the bytes without error, the most plausible chosen by charset-normalizer.
+    (charset-normalizer alone rejects some real Big5 text, measured on 红楼梦, so it only ranks
+    candidates that decode cleanly.)
     """
     if encoding:
         try:
@@ -190,23 +226,35 @@ def decode_bytes(data: bytes, encoding: str | None = None, name: str = "<bytes>"
             ) from None
     for bom, enc in _BOMS:
         if data.startswith(bom):
-            try:
-                return data.decode(enc), enc
-            except UnicodeDecodeError:
-                break
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(data, cp_isolation=_CANDIDATES).best()
-    if best is None or (_looks_binary(data) and not best.encoding.startswith("utf_16")):
+            text = _strict(data, enc)
+            if text is not None:
+                return text, enc
+            break
+    text = _strict(data, "utf-8")
+    if text is not None:
+        return text, "utf-8"
+    utf16 = _utf16_guess(data)
+    if utf16 is not None:
+        return utf16
+    if _looks_binary(data):
+        # Chinese UTF-16 with no ASCII at all has no NUL but many low bytes.
+        utf16 = _utf16_guess(data, need_nul=False)
+        if utf16 is not None:
+            return utf16
         raise XuxieError(
-            f"{name} does not look like text in any known encoding (binary file?); "
-            "give a text file, or force the encoding with --encoding"
+            f"{name} does not look like text (a binary file?); give a text file, or force the encoding with --encoding"
         )
-    return str(best), best.encoding
+    decoded = {enc: t for enc in _CANDIDATES if (t := _strict(data, enc)) is not None}
+    if len(decoded) > 1:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(data, cp_isolation=list(decoded), threshold=1.0).best()
+        if best is not None and best.encoding in decoded:
+            return decoded[best.encoding], best.encoding
+    if decoded:
+        enc = next(iter(decoded))
+        return decoded[enc], enc
+    raise XuxieError(f"{name} is not text in any known encoding; force one with --encoding (e.g. gb18030, big5, utf-16)")
 
 
 def normalize_text(text: str) -> str:

@@ -29,16 +29,21 @@ def encode_corpus(corpus: Corpus, tokenizer: Tokenizer) -> np.ndarray:
     return tokenizer.encode_array(corpus.text)
 
 
+def check_window(n_tokens: int, seq_len: int) -> None:
+    """A clear error when the training text cannot fill one window of ``seq_len + 1`` tokens."""
+    if n_tokens < seq_len + 1:
+        raise XuxieError(
+            f"the training text has {n_tokens} tokens, fewer than one training window of {seq_len + 1}; "
+            f"give a longer corpus or a smaller --seq-len (at most {max(n_tokens - 1, 1)})"
+        )
+
+
 class LMBatches:
     """Random windows of ``seq_len + 1`` tokens from one id array: inputs and next-token targets."""
 
     def __init__(self, ids: np.ndarray | torch.Tensor, seq_len: int, batch_size: int, device: torch.device | str = "cpu"):
         self.ids = torch.as_tensor(np.asarray(ids, dtype=np.int64))
-        if len(self.ids) < seq_len + 1:
-            raise XuxieError(
-                f"the training text has {len(self.ids)} tokens, fewer than one training window of {seq_len + 1}; "
-                f"give a longer corpus or a smaller --seq-len (at most {max(len(self.ids) - 1, 1)})"
-            )
+        check_window(len(self.ids), seq_len)
         self.seq_len = seq_len
         self.batch_size = batch_size
         self.device = torch.device(device)
