@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import corpus_path
 
 from xuxie import TextGenerator
-
-from conftest import corpus_path
 
 pytestmark = pytest.mark.slow
 

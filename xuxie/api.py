@@ -14,6 +14,7 @@ tg.evaluate("Some held-out text")
 from __future__ import annotations
 
 import math
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,11 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "gru": {"hidden_size": 512, "num_layers": 1},
     "rnn": {"hidden_size": 512, "num_layers": 1},
 }
+
+
+# A one-line string naming a text file is a path even when it does not exist (a clear error, not
+# a model trained on the file name).
+_PATHLIKE = re.compile(r"\S+\.(?:txt|md|text|csv|tsv|json|jsonl)|\S*[/\\]", re.IGNORECASE)
 
 
 def _looks_like_path(s: str) -> bool:
@@ -141,7 +147,7 @@ class TextGenerator:
             s = str(source)
             from .corpus import NAMED_CORPORA
 
-            if Path(s).exists() or s in NAMED_CORPORA or isinstance(source, Path):
+            if Path(s).exists() or s in NAMED_CORPORA or isinstance(source, Path) or _PATHLIKE.fullmatch(s):
                 return read_corpus(s, mode, encoding)
         return corpus_from_text(str(source), mode)
 

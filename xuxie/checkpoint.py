@@ -58,7 +58,10 @@ def load_weights(model: LanguageModel, path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as e:  # safetensors raises several types for damaged files
-        raise XuxieError(f"cannot load weights {path} ({type(e).__name__}: {str(e)[:120]}); the model directory is damaged — retrain or restore it") from None
+        if isinstance(e, RuntimeError) and "size mismatch" in str(e):
+            raise XuxieError(f"weights {path} do not fit the model described in config.json (tensor shapes differ); the model directory is damaged — retrain or restore it") from None
+        detail = " ".join(str(e).split())[:120]
+        raise XuxieError(f"cannot load weights {path} ({type(e).__name__}: {detail}); the model directory is damaged — retrain or restore it") from None
     if missing or unexpected:
         raise XuxieError(f"weights {path} do not fit the model in config.json (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the model directory is damaged")
     return meta

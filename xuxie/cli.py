@@ -38,7 +38,7 @@ def _friendly(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except XuxieError as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(' '.join(str(e).split()))}", soft_wrap=True)
             raise typer.Exit(2) from None
         except TrainingInterrupted as e:
             err.print(f"[yellow]{escape(str(e))}[/]", soft_wrap=True)
@@ -127,7 +127,7 @@ def train(
                      "preview_length": preview_length}
     err.print(f"[bold]xuxie train[/] {escape(' '.join(corpus))} → {escape(str(out_dir))}")
     tg = TextGenerator.train(
-        corpus if len(corpus) > 1 else corpus[0], arch=arch, tokenizer=tokenizer, out=out_dir, mode=mode,
+        list(corpus), arch=arch, tokenizer=tokenizer, out=out_dir, mode=mode,
         encoding=encoding, epochs=epochs, steps=steps, time=time, resume=resume, overwrite=overwrite,
         device=device, min_freq=min_freq, max_vocab=max_vocab, model_options=model_options,
         console=err, progress=not quiet, **train_options,

@@ -16,10 +16,10 @@ Modes
 from __future__ import annotations
 
 import codecs
-import unicodedata
 import hashlib
 import os
 import tempfile
+import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass

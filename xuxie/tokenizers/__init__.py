@@ -23,7 +23,7 @@ def train_tokenizer(kind: str, texts: Iterable[str], **options: Any) -> Tokenize
 
 
 def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
-    kind = data.get("kind")
+    kind = data.get("kind") if isinstance(data, dict) else None
     if kind not in TOKENIZERS or not isinstance(data.get("tokens"), list):
         raise XuxieError(f"tokenizer file names an unknown kind '{kind}' or has no token list; the model directory is damaged")
     extra = {k: v for k, v in data.items() if k not in ("kind", "version", "tokens")}

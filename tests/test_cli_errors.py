@@ -1,0 +1,198 @@
+"""Every bad input gets one clear line on stderr, exit code 2, no traceback, and nothing overwritten."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from xuxie import TextGenerator
+from xuxie.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_clear_error(result, *phrases: str) -> None:
+    """Exit code 2, exactly one line on stderr starting with 'error:', containing ``phrases``."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    for phrase in phrases:
+        assert phrase in errors[0], (phrase, errors[0])
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, shakespeare_text) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "model"
+    TextGenerator.train(shakespeare_text[:20_000], out=out, steps=4, seq_len=32, batch_size=8, eval_interval=4,
+                        preview_length=0, progress=False, model_options={"hidden_size": 16})
+    return out
+
+
+@pytest.fixture
+def copy_of(model_dir, tmp_path):
+    def make() -> Path:
+        dst = tmp_path / "copy"
+        dst.mkdir()
+        for p in model_dir.iterdir():
+            (dst / p.name).write_bytes(p.read_bytes())
+        return dst
+    return make
+
+
+# --------------------------------------------------------------------------- train: bad corpora
+@pytest.mark.parametrize("content, phrase", [
+    (b"", "empty or only whitespace"),
+    (b"  \r\n\t \n", "empty or only whitespace"),
+    (np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes(), "does not look like text"),
+    (b"too short for one window", "fewer than one training window"),
+])
+def test_train_bad_corpus(tmp_path, content, phrase):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_bytes(content)
+    out = tmp_path / "out"
+    assert_clear_error(run("train", corpus, "--out", out, "--steps", "5", "-q"), phrase)
+    assert not out.exists()  # nothing written
+
+
+def test_train_missing_path(tmp_path):
+    r = run("train", tmp_path / "nowhere.txt", "--out", tmp_path / "out", "--steps", "5")
+    assert_clear_error(r, "does not exist", "named corpus")
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_short_corpus_keeps_existing_model(model_dir, copy_of, tmp_path):
+    """Even with --overwrite, a corpus that fails its checks leaves the old model untouched."""
+    target = copy_of()
+    before = snapshot(target)
+    corpus = tmp_path / "short.txt"
+    corpus.write_text("tiny text", encoding="utf-8")
+    assert_clear_error(run("train", corpus, "--out", target, "--overwrite", "--steps", "3", "-q"), "fewer than one training window", "--seq-len")
+    assert snapshot(target) == before
+
+
+def test_train_refuses_to_overwrite(model_dir, copy_of, shakespeare_text, tmp_path):
+    target = copy_of()
+    before = snapshot(target)
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(shakespeare_text[:5000], encoding="utf-8")
+    assert_clear_error(run("train", corpus, "--out", target, "--steps", "3", "-q"), "already holds a model", "--resume", "--overwrite")
+    assert snapshot(target) == before
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--arch", "lstn"], "unknown architecture 'lstn'"),
+    (["--tokenizer", "bytes"], "unknown tokenizer 'bytes'"),
+    (["--mode", "paragraphs"], "unknown mode 'paragraphs'"),
+    (["--lr", "0"], "learning rate must be positive"),
+    (["--dropout", "1.5"], "dropout must be in [0, 1)"),
+    (["--precision", "fp8"], "unknown precision 'fp8'"),
+    (["--time", "-1"], "must be positive"),
+    (["--encoding", "klingon"], "unknown encoding 'klingon'"),
+])
+def test_train_bad_options(tmp_path, shakespeare_text, args, phrase):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(shakespeare_text[:5000], encoding="utf-8")
+    assert_clear_error(run("train", corpus, "--out", tmp_path / "out", "-q", *args), phrase)
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- model directories
+def test_not_a_model_directory(tmp_path):
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("hello", encoding="utf-8")
+    for command in (["generate"], ["info"]):
+        assert_clear_error(run(*command, plain), "not a xuxie model directory")
+        assert_clear_error(run(*command, tmp_path / "missing"), "does not exist")
+        assert_clear_error(run(*command, plain / "notes.txt"), "is a file, not a model directory")
+
+
+@pytest.mark.parametrize("damage, phrase", [
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:200]), "damaged"),
+    (lambda d: (d / "model.safetensors").unlink(), "has no model.safetensors"),
+    (lambda d: (d / "config.json").write_text("{\"format\": \"xuxie-model\", ", encoding="utf-8"), "damaged"),
+    (lambda d: (d / "tokenizer.json").write_text("[]", encoding="utf-8"), "damaged"),
+    (lambda d: (d / "tokenizer.json").unlink(), "has no tokenizer.json"),
+])
+def test_damaged_model_directory(copy_of, damage, phrase):
+    target = copy_of()
+    damage(target)
+    before = snapshot(target)
+    for command in (["generate", target, "--max-new-tokens", "5"], ["info", target]):
+        assert_clear_error(run(*command), phrase)
+    assert snapshot(target) == before
+
+
+def test_weights_for_another_model(copy_of):
+    target = copy_of()
+    config = json.loads((target / "config.json").read_text(encoding="utf-8"))
+    config["model"]["hidden_size"] = 32
+    (target / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    assert_clear_error(run("generate", target), "damaged")
+
+
+# --------------------------------------------------------------------------- generate: bad values
+def test_prompt_outside_vocabulary(model_dir):
+    r = run("generate", model_dir, "--prompt", "ROMEO: 你好")
+    assert_clear_error(r, "never saw in training", "'你'")
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--temperature", "-0.5"], "temperature must be 0 (greedy) or positive"),
+    (["--top-p", "0"], "top_p must be in (0, 1]"),
+    (["--top-p", "1.5"], "top_p must be in (0, 1]"),
+    (["--top-k", "-1"], "top_k must be 0 (off)"),
+    (["--max-new-tokens", "-3"], "max_new_tokens must be 0 or more"),
+    (["--repetition-penalty", "0"], "repetition_penalty must be positive"),
+    (["--num-beams", "0"], "num_beams must be at least 1"),
+    (["-n", "0"], "-n must be at least 1"),
+])
+def test_generate_bad_values(model_dir, args, phrase):
+    assert_clear_error(run("generate", model_dir, *args), phrase)
+
+
+def test_evaluate_bad_inputs(model_dir, tmp_path):
+    assert_clear_error(run("evaluate", model_dir, tmp_path / "none.txt"), "does not exist")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("   ", encoding="utf-8")
+    assert_clear_error(run("evaluate", model_dir, blank), "empty")
+
+
+def test_real_process_exit_code_and_stderr(model_dir):
+    """The installed entry point: a separate process, exit 2, one line, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "xuxie.cli", "generate", str(model_dir), "--top-p", "2"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: top_p must be in (0, 1]") and len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_help_has_examples():
+    for command in ("train", "generate", "evaluate", "info"):
+        r = run(command, "--help")
+        assert r.exit_code == 0 and "xuxie " + command in r.stdout
+
+
+def test_api_missing_file_is_not_taken_as_text(tmp_path):
+    from xuxie import XuxieError
+
+    with pytest.raises(XuxieError, match="does not exist"):
+        TextGenerator.train("data/my_novel.txt", out=tmp_path / "out", steps=1)
+    assert not (tmp_path / "out").exists()
