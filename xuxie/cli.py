@@ -93,7 +93,7 @@ def train(
     dropout: Annotated[float | None, typer.Option(help="Dropout (default 0).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
     seq_len: Annotated[int | None, typer.Option(help="Training window length in tokens (default 128).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Windows per batch (default 64).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per batch (default 32).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 3e-3).")] = None,
     schedule: Annotated[str | None, typer.Option(help="cosine (default), plateau or constant.")] = None,
     warmup: Annotated[int | None, typer.Option(help="Warm-up steps (default 50).")] = None,

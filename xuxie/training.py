@@ -38,10 +38,10 @@ class TrainConfig:
     """Training settings. Defaults were chosen by measurement on 2 CPU cores (see README)."""
 
     seq_len: int = 128
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 3e-3
     weight_decay: float = 0.01
-    warmup_steps: int = 50
+    warmup_steps: int = 50  # or 5% of the budget, whichever ends first
     schedule: str = "cosine"
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
@@ -53,7 +53,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     eval_interval: int | None = None  # steps; None: every eval_seconds
     eval_seconds: float | None = None  # None: about 8 evaluations over a time budget
-    eval_tokens: int = 100_000  # periodic evaluations read at most this many tokens
+    eval_tokens: int = 40_000  # periodic evaluations read at most this many tokens (the final one reads all)
     patience: int = 0  # early stopping after this many evaluations without improvement; 0: off
     plateau_factor: float = 0.5
     plateau_patience: int = 1
@@ -350,7 +350,9 @@ class Trainer:
 
     def lr_at(self, step: int, fraction: float) -> float:
         c = self.config
-        warm = min(1.0, (step + 1) / max(c.warmup_steps, 1))
+        # Warm-up ends after warmup_steps or 5% of the budget, whichever comes first: a slow model
+        # (large vocabulary, big batch) would otherwise spend much of a short run warming up.
+        warm = min(1.0, max((step + 1) / max(c.warmup_steps, 1), fraction / 0.05))
         if c.schedule == "cosine":
             f = min(max(fraction, 0.0), 1.0)
             scale = c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * f))
