@@ -39,6 +39,12 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "lstm": {"hidden_size": 512, "num_layers": 1},
     "gru": {"hidden_size": 512, "num_layers": 1},
     "rnn": {"hidden_size": 512, "num_layers": 1},
+    "transformer": {},  # the preset (models/transformer.py) gives the sizes
+}
+#: training settings that differ by architecture (measured; README). The window defaults to the
+#: model's own context for models that have one.
+ARCH_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "transformer": {"lr": 2e-3, "batch_size": 32},
 }
 
 
@@ -102,13 +108,21 @@ class TextGenerator:
                     raise XuxieError(f"{out_dir} already holds a model; pass --resume to continue it, --overwrite to replace it, or choose another --out")
                 if not ckpt.is_model_dir(out_dir) and not overwrite:
                     raise XuxieError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
-            tc = TrainConfig(**{k: v for k, v in train_options.items() if v is not None}, **budget)
+            given = {k: v for k, v in train_options.items() if v is not None}
+            tc = TrainConfig(**{**ARCH_TRAIN_DEFAULTS.get(arch, {}), **given}, **budget)
             tc.validate()
             corpus = cls._read(source, mode, encoding)
             tok = train_tokenizer(tokenizer, cls._train_part(corpus, tc.val_fraction).documents, min_freq=min_freq, max_vocab=max_vocab)
             options = {**ARCH_DEFAULTS.get(arch, {}), **{k: v for k, v in (model_options or {}).items() if v is not None}}
             torch.manual_seed(tc.seed)  # reproducible initialisation
             model = build_model(arch, tok.vocab_size, **options).to(dev)
+            context = getattr(model.config, "context", None)
+            if context is not None:
+                if "seq_len" not in given:
+                    tc.seq_len = context
+                elif tc.seq_len > context and getattr(model.config, "positions", "") == "learned":
+                    raise XuxieError(f"--seq-len {tc.seq_len} is longer than the model's context {context} (learned positions); "
+                                     f"use --seq-len {context} or less, or a longer --context")
             run_info = {
                 "arch": arch, "model": model.config.__dict__, "tokenizer": tok.kind, "mode": corpus.mode,
                 "corpus": {"sources": list(corpus.sources), "encodings": list(corpus.encodings),

@@ -78,7 +78,7 @@ trainer_state.pt, log.jsonl, samples.md). Ctrl-C saves a checkpoint; --resume co
 def train(
     corpus: Annotated[list[str] | None, typer.Argument(help="File(s), folder(s) or a named corpus. Optional with --resume.", show_default=False)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory to write (default: runs/<corpus name>).")] = None,
-    arch: Annotated[str, typer.Option(help="Architecture: lstm, gru or rnn.")] = "lstm",
+    arch: Annotated[str, typer.Option(help="Architecture: lstm, gru, rnn or transformer.")] = "lstm",
     tokenizer: Annotated[str, typer.Option(help="Tokenizer: char or word (jieba for Chinese).")] = "char",
     mode: Annotated[str, typer.Option(help="text: one continuous text; lines: every line is a document.")] = "text",
     encoding: Annotated[str | None, typer.Option(help="Force the file encoding (detected by default).")] = None,
@@ -87,8 +87,12 @@ def train(
     time: Annotated[float | None, typer.Option("--time", help="Budget in minutes (default 5 when no budget is given).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (budgets are totals for the whole run).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out.")] = False,
-    hidden_size: Annotated[int | None, typer.Option(help="Recurrent units per layer (default 512).")] = None,
-    layers: Annotated[int | None, typer.Option(help="Recurrent layers (default 1).")] = None,
+    hidden_size: Annotated[int | None, typer.Option(help="Recurrent units per layer (default 512); transformer: the width.")] = None,
+    layers: Annotated[int | None, typer.Option(help="Layers (RNN default 1; transformer: from the preset).")] = None,
+    preset: Annotated[str | None, typer.Option(help="Transformer size: tiny, small (default) or base.")] = None,
+    heads: Annotated[int | None, typer.Option(help="Transformer attention heads.")] = None,
+    context: Annotated[int | None, typer.Option(help="Transformer context (attention window) in tokens.")] = None,
+    positions: Annotated[str | None, typer.Option(help="Transformer positions: rotary (default) or learned.")] = None,
     embed_dim: Annotated[int | None, typer.Option(help="Embedding size (default: the hidden size).")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout (default 0).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
@@ -119,8 +123,16 @@ def train(
             raise XuxieError(f"{out_dir} does not record its corpus; give it again: xuxie train CORPUS --out {out_dir} --resume")
     if out_dir is None:
         out_dir = Path("runs") / Path(corpus[0]).stem
-    model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
-                     "dropout": dropout, "tie_weights": tie_weights or None}
+    if arch == "transformer":
+        if embed_dim is not None:
+            raise XuxieError("--embed-dim is for RNNs; a transformer's embedding is its width (--hidden-size)")
+        model_options = {"preset": preset, "n_layer": layers, "n_head": heads, "n_embd": hidden_size,
+                         "context": context, "positions": positions, "dropout": dropout}
+    else:
+        if any(v is not None for v in (preset, heads, context, positions)):
+            raise XuxieError("--preset, --heads, --context and --positions are transformer options; add --arch transformer")
+        model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
+                         "dropout": dropout, "tie_weights": tie_weights or None}
     train_options = {"seq_len": seq_len, "batch_size": batch_size, "lr": lr, "schedule": schedule,
                      "warmup_steps": warmup, "patience": patience, "val_fraction": val_fraction,
                      "eval_interval": eval_interval, "precision": precision, "seed": seed,

@@ -1,6 +1,6 @@
 """Model-agnostic decoding: logits processors, sampling, beam search, stop strings, streaming.
 
-Everything here drives a model only through ``model(ids, state)`` (prompt prefill),
+Everything here drives a model only through ``model.prefill(ids)`` (the prompt),
 ``model.step(ids, state)`` and ``model.reorder_state(state, index)``; it never knows which
 architecture it runs. Processors follow HF transformers' convention: a callable
 ``(input_ids (B, t), scores (B, V)) -> scores`` with one job each, composed in a list.
@@ -205,7 +205,7 @@ def _prefill(model, prompt_ids: Sequence[int], batch: int):
         raise XuxieError("decoding needs at least one prompt token")
     device = model.device
     ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
-    logits, state = model(ids, None)
+    logits, state = model.prefill(ids)
     index = torch.zeros(batch, dtype=torch.long, device=device)
     return logits[:, -1].float().expand(batch, -1).clone(), model.reorder_state(state, index)
 

@@ -2,10 +2,12 @@
 
 from .base import REGISTRY, LanguageModel, build_model, config_fields, model_from_config, register
 from .rnn import RNNConfig, RNNLanguageModel
+from .transformer import PRESETS, KVCache, TransformerConfig, TransformerLanguageModel
 
 ARCHITECTURES = tuple(REGISTRY)
 
 __all__ = [
-    "ARCHITECTURES", "REGISTRY", "LanguageModel", "RNNConfig", "RNNLanguageModel",
+    "ARCHITECTURES", "PRESETS", "REGISTRY", "KVCache", "LanguageModel", "RNNConfig", "RNNLanguageModel",
+    "TransformerConfig", "TransformerLanguageModel",
     "build_model", "config_fields", "model_from_config", "register",
 ]

@@ -21,6 +21,8 @@ class LanguageModel(nn.Module):
     ``step(ids, state) -> (logits, state)``
         One token per sequence: ``ids`` is ``(batch,)``, ``logits`` is ``(batch, vocab)``. This is
         what decoding drives; generating N tokens costs N steps.
+    ``prefill(ids) -> (logits, state)``
+        ``forward`` over a prompt that also returns the state decoding continues from.
     ``reorder_state(state, index) -> state``
         Selects/duplicates sequences of a state along the batch (beam search, n samples).
     """
@@ -36,6 +38,11 @@ class LanguageModel(nn.Module):
     def step(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         logits, state = self(ids[:, None], state)
         return logits[:, -1], state
+
+    def prefill(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """``forward`` over a prompt, returning a state ``step`` can continue (a KV cache is only
+        built when asked for, so training and evaluation do not pay for it)."""
+        return self(ids, None)
 
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         raise NotImplementedError

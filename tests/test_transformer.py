@@ -1,0 +1,126 @@
+"""GPT-style transformer: KV-cache steps equal full forward passes, also past the context length."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xuxie.errors import XuxieError
+from xuxie.models import PRESETS, build_model
+
+
+def _model(**options):
+    torch.manual_seed(0)
+    opts = {"n_layer": 2, "n_head": 2, "n_embd": 32, "context": 16, **options}
+    return build_model("transformer", 40, **opts).eval()
+
+
+def _stepped(model, ids, state=None):
+    out = []
+    for t in range(ids.shape[1]):
+        logits, state = model.step(ids[:, t], state)
+        out.append(logits)
+    return torch.stack(out, 1), state
+
+
+@pytest.mark.parametrize("positions", ["rotary", "learned"])
+def test_step_equals_forward_within_context(positions):
+    model = _model(positions=positions)
+    ids = torch.randint(0, 40, (3, 16))
+    with torch.no_grad():
+        full, _ = model(ids)
+        stepped, cache = _stepped(model, ids)
+    torch.testing.assert_close(stepped, full, atol=1e-4, rtol=0)
+    assert cache.pos == 16 and cache.k.shape[3] == 16  # preallocated: one slot per context position
+
+
+def test_step_equals_forward_past_context_rotary():
+    """Rotary + sliding window: the ring-buffer cache equals a banded-mask forward over 3.5 contexts."""
+    model = _model(positions="rotary")
+    ids = torch.randint(0, 40, (2, 56))
+    with torch.no_grad():
+        full, _ = model(ids)
+        stepped, cache = _stepped(model, ids)
+        # prefill part way, then step: the same
+        _, state = model.prefill(ids[:, :37])
+        rest, _ = _stepped(model, ids[:, 37:], state)
+    torch.testing.assert_close(stepped, full, atol=1e-4, rtol=0)
+    torch.testing.assert_close(rest, full[:, 37:], atol=1e-4, rtol=0)
+    assert cache.pos == 56 and cache.k.shape[3] == 16
+    # Within the first window the banded forward is plain causal attention.
+    with torch.no_grad():
+        head, _ = model(ids[:, :16])
+    torch.testing.assert_close(full[:, :16], head, atol=1e-5, rtol=0)
+
+
+def test_learned_positions_restart_the_window():
+    """Learned positions past the context: the step sees the last half window, re-encoded from position 0."""
+    model = _model(positions="learned")
+    W = model.config.context
+    ids = torch.randint(0, 40, (2, 40))
+    with torch.no_grad():
+        stepped, cache = _stepped(model, ids)
+        for t in (W, W + 3, 30, 39):  # t: index of the token whose logits we check
+            # what the cache holds when token t is processed: the window restarted at the last multiple
+            seen = _window_for(t, W)
+            window, _ = model(ids[:, seen:t + 1])
+            torch.testing.assert_close(stepped[:, t], window[:, -1], atol=1e-4, rtol=0)
+        with pytest.raises(XuxieError, match="longer than this model's context"):
+            model(ids)
+
+
+def _window_for(t: int, W: int) -> int:
+    """First token visible at step t for learned positions (restart keeps W // 2 tokens)."""
+    keep = W // 2
+    start, pos = 0, 0
+    for i in range(t + 1):
+        if pos + 1 > W:
+            start = i - (keep - 1)
+            pos = keep
+        else:
+            pos += 1
+    return start
+
+
+def test_batched_and_reordered_cache():
+    model = _model()
+    ids = torch.randint(0, 40, (1, 10))
+    with torch.no_grad():
+        _, state = model.prefill(ids)
+        state = model.reorder_state(state, torch.tensor([0, 0, 0]))
+        nxt = torch.tensor([1, 2, 3])
+        logits, _ = model.step(nxt, state)
+        for b in range(3):
+            full, _ = model(torch.cat([ids, nxt[b].view(1, 1)], 1))
+            torch.testing.assert_close(logits[b], full[0, -1], atol=1e-4, rtol=0)
+
+
+def test_presets_and_tied_embeddings():
+    for name, sizes in PRESETS.items():
+        cfg = build_model("transformer", 65, preset=name).config
+        assert (cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.context) == tuple(sizes[k] for k in ("n_layer", "n_head", "n_embd", "context"))
+    m = build_model("transformer", 65, preset="tiny", n_layer=2)
+    assert m.config.n_layer == 2 and m.config.n_embd == PRESETS["tiny"]["n_embd"]  # explicit sizes win
+    assert m.lm_head.weight.data_ptr() == m.wte.weight.data_ptr()
+
+
+@pytest.mark.parametrize("options, phrase", [
+    ({"preset": "huge"}, "unknown transformer preset 'huge'"),
+    ({"n_head": 5, "n_embd": 128}, "5 heads do not divide the width 128"),
+    ({"context": 0}, "context must be at least 1"),
+    ({"positions": "alibi"}, "unknown positions 'alibi'"),
+    ({"dropout": 1.0}, "dropout must be in [0, 1)"),
+])
+def test_bad_options(options, phrase):
+    with pytest.raises(XuxieError, match=phrase.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        build_model("transformer", 10, **options)
+
+
+def test_training_gradients_flow_and_dropout():
+    model = _model(dropout=0.1)
+    model.train()
+    ids = torch.randint(0, 40, (4, 16))
+    logits, state = model(ids)
+    assert state is None  # no cache while training
+    torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids.flatten()).backward()
+    assert all(p.grad is not None for p in model.parameters())

@@ -1,0 +1,302 @@
+"""GPT-style decoder: pre-LayerNorm blocks, causal attention through ``scaled_dot_product_attention``,
+GELU MLP, tied input/output embeddings, rotary or learned positions, and a preallocated KV cache.
+
+Sliding window. Attention is local: a token sees itself and the ``context - 1`` tokens before it.
+Within the trained length that is ordinary causal attention; past it, with rotary positions
+(the default) the same rule simply keeps going — the cache is a ring buffer of ``context`` slots,
+each new token overwrites the oldest, and keys carry their rotary phase, so ``step()`` past the
+context equals ``forward()`` over the whole sequence with a banded mask. Relative distances never
+exceed what training saw. Learned absolute positions have no position ``context``; there the
+window re-starts: the last ``context // 2`` tokens are encoded again at positions 0… and decoding
+goes on from them (one extra forward over half a window every ``context // 2`` tokens).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import XuxieError
+from .base import LanguageModel, register
+
+#: name -> (layers, heads, width, context); chosen by measurement on 2 CPU cores (README).
+PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"n_layer": 4, "n_head": 4, "n_embd": 128, "context": 128},
+    "small": {"n_layer": 6, "n_head": 6, "n_embd": 192, "context": 256},
+    "base": {"n_layer": 6, "n_head": 6, "n_embd": 384, "context": 256},
+}
+DEFAULT_PRESET = "small"
+POSITIONS = ("rotary", "learned")
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int
+    preset: str | None = None  # fills the sizes not given; None: DEFAULT_PRESET
+    n_layer: int | None = None
+    n_head: int | None = None
+    n_embd: int | None = None
+    context: int | None = None
+    dropout: float = 0.0
+    positions: str = "rotary"
+    rope_base: float = 10000.0
+    bias: bool = True
+    tie_weights: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)  # room for later options without breaking old configs
+
+    def __post_init__(self) -> None:
+        name = self.preset or DEFAULT_PRESET
+        if name not in PRESETS:
+            raise XuxieError(f"unknown transformer preset '{name}'; choose one of: {', '.join(PRESETS)}")
+        for k, v in PRESETS[name].items():
+            if getattr(self, k) is None:
+                setattr(self, k, v)
+        self.preset = name
+        if self.n_layer < 1 or self.n_head < 1 or self.n_embd < 1:
+            raise XuxieError("layers, heads and width must be at least 1")
+        if self.context < 1:
+            raise XuxieError(f"context must be at least 1 token, got {self.context}")
+        if self.n_embd % self.n_head:
+            raise XuxieError(f"{self.n_head} heads do not divide the width {self.n_embd}; choose a width that is a multiple of the heads")
+        if self.positions not in POSITIONS:
+            raise XuxieError(f"unknown positions '{self.positions}'; choose one of: {', '.join(POSITIONS)}")
+        if self.positions == "rotary" and (self.n_embd // self.n_head) % 2:
+            raise XuxieError(f"rotary positions need an even head size; {self.n_embd} / {self.n_head} is odd")
+        if not 0.0 <= self.dropout < 1.0:
+            raise XuxieError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+class KVCache:
+    """Keys/values of every layer in ``context`` preallocated slots per sequence (a ring buffer)."""
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, pos: int, window: int, tokens: torch.Tensor):
+        self.k, self.v = k, v  # (layers, batch, heads, window, head_dim)
+        self.pos = pos  # tokens seen so far (absolute position of the next token)
+        self.window = window
+        self.tokens = tokens  # (batch, window) the last tokens, for learned positions' re-encoding
+
+    @classmethod
+    def empty(cls, cfg: TransformerConfig, batch: int, device, dtype) -> KVCache:
+        shape = (cfg.n_layer, batch, cfg.n_head, cfg.context, cfg.head_dim)
+        return cls(torch.zeros(shape, device=device, dtype=dtype), torch.zeros(shape, device=device, dtype=dtype), 0,
+                   cfg.context, torch.zeros(batch, cfg.context, dtype=torch.long, device=device))
+
+    @property
+    def filled(self) -> int:
+        return min(self.pos, self.window)
+
+    def slot_positions(self) -> torch.Tensor:
+        """Absolute position held by each filled slot, in slot order."""
+        slots = torch.arange(self.filled, device=self.k.device)
+        if self.pos <= self.window:
+            return slots
+        base = self.pos - self.window  # oldest position still held
+        return base + (slots - base) % self.window
+
+    def recent_tokens(self) -> torch.Tensor:
+        """The held tokens in chronological order, (batch, filled)."""
+        if self.pos <= self.window:
+            return self.tokens[:, : self.pos]
+        start = self.pos % self.window
+        return torch.cat([self.tokens[:, start:], self.tokens[:, :start]], 1)
+
+    def index_select(self, index: torch.Tensor) -> KVCache:
+        return KVCache(self.k.index_select(1, index), self.v.index_select(1, index), self.pos, self.window,
+                       self.tokens.index_select(0, index))
+
+
+def _rope_tables(positions: torch.Tensor, dim: int, base: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    inv = 1.0 / (base ** (torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32) / dim))
+    ang = positions.to(torch.float32)[:, None] * inv[None, :]
+    ang = torch.cat([ang, ang], -1)
+    return ang.cos().to(dtype), ang.sin().to(dtype)
+
+
+def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # GPT-NeoX / Llama "rotate half" layout, so an export maps weights one to one.
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
+    return x * cos + rotated * sin
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        c, b = cfg.n_embd, cfg.bias
+        self.n_head, self.head_dim = cfg.n_head, cfg.head_dim
+        self.ln_1 = nn.LayerNorm(c, bias=b)
+        self.c_attn = nn.Linear(c, 3 * c, bias=b)
+        self.attn_proj = nn.Linear(c, c, bias=b)
+        self.ln_2 = nn.LayerNorm(c, bias=b)
+        self.c_fc = nn.Linear(c, 4 * c, bias=b)
+        self.mlp_proj = nn.Linear(4 * c, c, bias=b)
+        self.dropout = cfg.dropout
+
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        B, T, C = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
+        return q, k, v  # each (B, heads, T, head_dim)
+
+    def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        B, H, T, D = y.shape
+        y = y.transpose(1, 2).reshape(B, T, H * D)
+        x = x + F.dropout(self.attn_proj(y), self.dropout, self.training)
+        return x + F.dropout(self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)))), self.dropout, self.training)
+
+
+class TransformerLanguageModel(LanguageModel):
+    config_class = TransformerConfig
+    carries_state = False
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config)
+        c = config
+        self.wte = nn.Embedding(c.vocab_size, c.n_embd)
+        self.wpe = nn.Embedding(c.context, c.n_embd) if c.positions == "learned" else None
+        self.blocks = nn.ModuleList(Block(c) for _ in range(c.n_layer))
+        self.ln_f = nn.LayerNorm(c.n_embd, bias=c.bias)
+        self.lm_head = nn.Linear(c.n_embd, c.vocab_size, bias=False)
+        if c.tie_weights:
+            self.lm_head.weight = self.wte.weight
+        self._init()
+
+    def _init(self) -> None:
+        # GPT-2's scheme: N(0, 0.02), residual projections scaled by 1/sqrt(2 * layers).
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * self.config.n_layer) if name.endswith(("attn_proj.weight", "mlp_proj.weight")) else 0.02
+                nn.init.normal_(p, 0.0, std)
+            elif name.endswith(".bias"):
+                nn.init.zeros_(p)
+
+    # -- positions -----------------------------------------------------------------------------
+    def _embed(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        x = self.wte(ids)
+        if self.wpe is not None:
+            x = x + self.wpe(positions)
+        return F.dropout(x, self.config.dropout, self.training)
+
+    def _rope(self, positions: torch.Tensor, dtype: torch.dtype):
+        if self.config.positions != "rotary":
+            return None
+        return _rope_tables(positions, self.config.head_dim, self.config.rope_base, dtype)
+
+    # -- full sequences ------------------------------------------------------------------------
+    def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Logits for every position. With ``state`` (a :class:`KVCache`) the tokens continue it."""
+        if state is not None:
+            return self._extend(ids, state)
+        return self._run(ids, want_cache=False)
+
+    def prefill(self, ids: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
+        return self._run(ids, want_cache=True)
+
+    def _run(self, ids: torch.Tensor, want_cache: bool) -> tuple[torch.Tensor, Any]:
+        B, T = ids.shape
+        W = self.config.context
+        if T > W and self.wpe is not None:
+            raise XuxieError(f"a sequence of {T} tokens is longer than this model's context of {W} (learned positions); "
+                             "use windows of at most the context, or rotary positions")
+        pos = torch.arange(T, device=ids.device)
+        x = self._embed(ids, pos)
+        rope = self._rope(pos, x.dtype)
+        mask = None if T <= W else (pos[None, :] <= pos[:, None]) & (pos[:, None] - pos[None, :] < W)
+        keys, values = [], []
+        for blk in self.blocks:
+            q, k, v = blk.qkv(x)
+            if rope is not None:
+                cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
+                q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
+                                               dropout_p=self.config.dropout if self.training else 0.0)
+            x = blk.finish(x, y)
+            if want_cache:
+                keys.append(k)
+                values.append(v)
+        logits = self.lm_head(self.ln_f(x))
+        return logits, (self._cache_from(ids, keys, values) if want_cache else None)
+
+    def _cache_from(self, ids: torch.Tensor, keys: list, values: list) -> KVCache:
+        B, T = ids.shape
+        W = self.config.context
+        cache = KVCache.empty(self.config, B, ids.device, keys[0].dtype)
+        n = min(T, W)
+        pos = torch.arange(T - n, T, device=ids.device)
+        slots = pos % W
+        for i, (k, v) in enumerate(zip(keys, values)):
+            cache.k[i][:, :, slots] = k[:, :, T - n:]
+            cache.v[i][:, :, slots] = v[:, :, T - n:]
+        cache.tokens[:, slots] = ids[:, T - n:]
+        cache.pos = T
+        return cache
+
+    def _extend(self, ids: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
+        """Process ``ids`` after the tokens in ``cache`` (one or many), updating it in place."""
+        B, T = ids.shape
+        W = self.config.context
+        if self.wpe is not None and cache.pos + T > W:
+            return self._restart_window(ids, cache)
+        if T > 1:  # several tokens: exact, via keys of cache + new tokens with a banded causal mask
+            outs = []
+            for t in range(T):
+                logits, cache = self._extend(ids[:, t:t + 1], cache)
+                outs.append(logits)
+            return torch.cat(outs, 1), cache
+        p = cache.pos
+        pos = torch.tensor([p], device=ids.device)
+        x = self._embed(ids, pos)
+        rope = self._rope(pos, x.dtype)
+        slot = p % W
+        n = min(p + 1, W)
+        for i, blk in enumerate(self.blocks):
+            q, k, v = blk.qkv(x)
+            if rope is not None:
+                cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
+                q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+            ck, cv = cache.k[i], cache.v[i]
+            ck[:, :, slot] = k[:, :, 0]
+            cv[:, :, slot] = v[:, :, 0]
+            # Every filled slot is inside the window, and attention does not care about slot order.
+            y = F.scaled_dot_product_attention(q, ck[:, :, :n], cv[:, :, :n])
+            x = blk.finish(x, y)
+        cache.tokens[:, slot] = ids[:, 0]
+        cache.pos = p + 1
+        return self.lm_head(self.ln_f(x)), cache
+
+    def _restart_window(self, ids: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
+        """Learned positions past the context: re-encode the recent half window, then go on."""
+        W = self.config.context
+        keep = max(W // 2, 1)
+        outs = []
+        for t in range(ids.shape[1]):
+            if cache.pos + 1 > W:
+                recent = cache.recent_tokens()[:, -(keep - 1):] if keep > 1 else cache.recent_tokens()[:, :0]
+                seq = torch.cat([recent, ids[:, t:t + 1]], 1)
+                logits, cache = self.prefill(seq)
+                outs.append(logits[:, -1:])
+            else:
+                logits, cache = self._extend(ids[:, t:t + 1], cache)
+                outs.append(logits)
+        return torch.cat(outs, 1), cache
+
+    def step(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        if state is None:
+            logits, state = self.prefill(ids[:, None])
+        else:
+            logits, state = self._extend(ids[:, None], state)
+        return logits[:, -1], state
+
+    def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
+        return None if state is None else state.index_select(index)
+
+
+register("transformer", TransformerLanguageModel)
