@@ -279,6 +279,37 @@ def info(
     out.print(table)
 
 
+# --------------------------------------------------------------------------- export
+EXPORT_HELP = """Export a transformer model to another toolkit's format.
+
+`--format hf` writes a Hugging Face transformers folder (config.json, model.safetensors,
+generation_config.json, README.md, and tokenizer files for char models) that loads offline with
+`AutoModelForCausalLM.from_pretrained(OUT)`: rotary models become GPTNeoXForCausalLM, learned
+positions GPT2LMHeadModel. LSTM/GRU/RNN models cannot be exported.
+
+Examples:
+
+    xuxie export runs/shakespeare-tf exports/shakespeare-hf --format hf
+
+    xuxie export runs/hlm-tf exports/hlm-hf --overwrite
+"""
+
+
+@app.command(help=EXPORT_HELP)
+@_friendly
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train --arch transformer'.", show_default=False)],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write (must not exist or be empty, unless --overwrite).", show_default=False)],
+    format: Annotated[str, typer.Option("--format", "-f", help="Export format: hf (Hugging Face transformers).")] = "hf",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace what is already in OUT.")] = False,
+) -> None:
+    from .export import export_model
+
+    path = export_model(model_dir, out_dir, format=format, overwrite=overwrite)
+    err.print(f"exported {escape(str(model_dir))} → {escape(str(path))}")
+    err.print(f"load with: AutoModelForCausalLM.from_pretrained({escape(repr(str(path)))})")
+
+
 def main() -> None:
     app(prog_name="xuxie")
 
