@@ -137,3 +137,27 @@ def test_word_tokenizer_lines_mode_trains(tmp_path):
     assert tg.tokenizer.kind == "word" and "公园" in tg.tokenizer.index
     texts = tg.generate(5, temperature=0.5, seed=0, max_new_tokens=60, include_prompt=False)
     assert all(len(t) < 60 for t in texts)  # lines models stop at <eos>
+
+
+def test_gradient_accumulation_counts_tokens(shakespeare_text, tmp_path):
+    tg = TextGenerator.train(shakespeare_text[:30_000], out=tmp_path / "ga", steps=3, grad_accum=2, eval_interval=3,
+                             model_options=TINY, **FAST)
+    r = tg.config["results"]
+    assert r["steps"] == 3 and r["tokens"] == 3 * 2 * FAST["seq_len"] * FAST["batch_size"]
+    with pytest.raises(XuxieError, match="grad-accum must be at least 1"):
+        TextGenerator.train(shakespeare_text[:30_000], out=tmp_path / "bad", steps=1, grad_accum=0, **FAST)
+
+
+def test_transformer_trains_saves_and_resumes(shakespeare_text, tmp_path):
+    common = dict(arch="transformer", steps=20, eval_interval=10, seq_len=None, batch_size=4, preview_length=0,
+                  progress=False, precision="fp32")
+    opts = {"n_layer": 2, "n_head": 2, "n_embd": 32, "context": 32}
+    tg = TextGenerator.train(shakespeare_text[:50_000], out=tmp_path / "t", model_options=opts, **common)
+    assert tg.config["train"]["seq_len"] == 32 and tg.config["model"]["positions"] == "rotary"
+    evals = [e["val_loss"] for e in _log(tmp_path / "t") if e["event"] == "eval"]
+    assert len(evals) >= 2 and evals[-1] < evals[0] < 4.2
+    again = TextGenerator.load(tmp_path / "t")
+    kw = dict(prompt="ROMEO:", temperature=0.8, max_new_tokens=80, seed=3)  # 80 > context: the window slides
+    assert again.generate(**kw) == tg.generate(**kw)
+    resumed = TextGenerator.train(shakespeare_text[:50_000], out=tmp_path / "t", resume=True, **{**common, "steps": 30})
+    assert resumed.config["results"]["steps"] == 30

@@ -89,15 +89,16 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out.")] = False,
     hidden_size: Annotated[int | None, typer.Option(help="Recurrent units per layer (default 512); transformer: the width.")] = None,
     layers: Annotated[int | None, typer.Option(help="Layers (RNN default 1; transformer: from the preset).")] = None,
-    preset: Annotated[str | None, typer.Option(help="Transformer size: tiny, small (default) or base.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Transformer size: tiny (default), small or base.")] = None,
     heads: Annotated[int | None, typer.Option(help="Transformer attention heads.")] = None,
     context: Annotated[int | None, typer.Option(help="Transformer context (attention window) in tokens.")] = None,
     positions: Annotated[str | None, typer.Option(help="Transformer positions: rotary (default) or learned.")] = None,
     embed_dim: Annotated[int | None, typer.Option(help="Embedding size (default: the hidden size).")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout (default 0).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
-    seq_len: Annotated[int | None, typer.Option(help="Training window length in tokens (default 128).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Windows per batch (default 32).")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Training window length in tokens (default 128; transformer: its context).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Windows per batch (default 32; transformer 8).")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimiser step (default 1).")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 3e-3).")] = None,
     schedule: Annotated[str | None, typer.Option(help="cosine (default), plateau or constant.")] = None,
     warmup: Annotated[int | None, typer.Option(help="Warm-up steps (default 50).")] = None,
@@ -133,7 +134,7 @@ def train(
             raise XuxieError("--preset, --heads, --context and --positions are transformer options; add --arch transformer")
         model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
                          "dropout": dropout, "tie_weights": tie_weights or None}
-    train_options = {"seq_len": seq_len, "batch_size": batch_size, "lr": lr, "schedule": schedule,
+    train_options = {"seq_len": seq_len, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "schedule": schedule,
                      "warmup_steps": warmup, "patience": patience, "val_fraction": val_fraction,
                      "eval_interval": eval_interval, "precision": precision, "seed": seed,
                      "preview_length": preview_length}

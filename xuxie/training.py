@@ -39,6 +39,7 @@ class TrainConfig:
 
     seq_len: int = 128
     batch_size: int = 32
+    grad_accum: int = 1  # micro-batches of batch_size per optimiser step
     lr: float = 3e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50  # or 5% of the budget, whichever ends first
@@ -64,6 +65,8 @@ class TrainConfig:
     preview_length: int = 200
 
     def validate(self) -> TrainConfig:
+        if self.grad_accum < 1:
+            raise XuxieError(f"--grad-accum must be at least 1, got {self.grad_accum}")
         if self.seq_len < 1 or self.batch_size < 1:
             raise XuxieError("--seq-len and --batch-size must be at least 1")
         if not self.lr > 0:
@@ -327,7 +330,7 @@ class Trainer:
         if c.steps is not None:
             limits.append(int(c.steps))
         if c.epochs is not None:
-            limits.append(max(1, int(round(c.epochs * self.batches.steps_per_epoch()))))
+            limits.append(max(1, int(round(c.epochs * self.batches.steps_per_epoch() / c.grad_accum))))
         return min(limits) if limits else None
 
     def budget_seconds(self) -> float | None:
@@ -494,18 +497,23 @@ class Trainer:
         return s.elapsed - s.last_eval_time >= every
 
     # -- the loop ----------------------------------------------------------------------------
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, lr: float) -> float:
+    def _train_step(self, lr: float) -> float:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
-            logits, _ = self.model(x, None)
-        loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        n = self.config.grad_accum
+        total = 0.0
+        for _ in range(n):
+            x, y = self.batches.sample(self.generator)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
+                logits, _ = self.model(x, None)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+            (loss / n).backward()
+            total += loss.item()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        return loss.item()
+        return total / n
 
     def _tick(self) -> None:
         s = self.state
@@ -535,12 +543,11 @@ class Trainer:
             while not self.budget_done() and self._stop_reason is None:
                 frac = self.progress_fraction()[1]
                 self.current_lr = self.lr_at(s.step, frac)
-                x, y = self.batches.sample(self.generator)
-                loss = self._train_step(x, y, self.current_lr)
+                loss = self._train_step(self.current_lr)
                 if not math.isfinite(loss):
                     raise XuxieError(f"training diverged at step {s.step + 1} (loss {loss}); lower --lr or raise --warmup")
                 s.step += 1
-                s.tokens += self.batches.tokens_per_batch
+                s.tokens += self.batches.tokens_per_batch * self.config.grad_accum
                 s.train_loss = loss if math.isnan(s.train_loss) else 0.98 * s.train_loss + 0.02 * loss
                 self._tick()
                 for cb in self.callbacks:

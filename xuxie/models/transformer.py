@@ -30,7 +30,7 @@ PRESETS: dict[str, dict[str, int]] = {
     "small": {"n_layer": 6, "n_head": 6, "n_embd": 192, "context": 256},
     "base": {"n_layer": 6, "n_head": 6, "n_embd": 384, "context": 256},
 }
-DEFAULT_PRESET = "small"
+DEFAULT_PRESET = "tiny"
 POSITIONS = ("rotary", "learned")
 
 
