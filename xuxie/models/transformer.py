@@ -185,10 +185,17 @@ class TransformerLanguageModel(LanguageModel):
             x = x + self.wpe(positions)
         return F.dropout(x, self.config.dropout, self.training)
 
-    def _rope(self, positions: torch.Tensor, dtype: torch.dtype):
+    def _rope(self, start: int, length: int, device: torch.device, dtype: torch.dtype):
+        """cos/sin for positions start … start+length-1, sliced from a table that grows by doubling."""
         if self.config.positions != "rotary":
             return None
-        return _rope_tables(positions, self.config.head_dim, self.config.rope_base, dtype)
+        end = start + length
+        table = getattr(self, "_rope_table", None)
+        if table is None or table[0].shape[0] < end or table[0].device != device or table[0].dtype != dtype:
+            size = max(end, 2 * self.config.context, 2 * (table[0].shape[0] if table is not None else 0))
+            table = _rope_tables(torch.arange(size, device=device), self.config.head_dim, self.config.rope_base, dtype)
+            self._rope_table = table
+        return table[0][start:end], table[1][start:end]
 
     # -- full sequences ------------------------------------------------------------------------
     def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -208,7 +215,7 @@ class TransformerLanguageModel(LanguageModel):
                              "use windows of at most the context, or rotary positions")
         pos = torch.arange(T, device=ids.device)
         x = self._embed(ids, pos)
-        rope = self._rope(pos, x.dtype)
+        rope = self._rope(0, T, ids.device, torch.float32)
         mask = None if T <= W else (pos[None, :] <= pos[:, None]) & (pos[:, None] - pos[None, :] < W)
         keys, values = [], []
         for blk in self.blocks:
@@ -254,7 +261,7 @@ class TransformerLanguageModel(LanguageModel):
         p = cache.pos
         pos = torch.tensor([p], device=ids.device)
         x = self._embed(ids, pos)
-        rope = self._rope(pos, x.dtype)
+        rope = self._rope(p, 1, ids.device, torch.float32)
         slot = p % W
         n = min(p + 1, W)
         for i, blk in enumerate(self.blocks):
