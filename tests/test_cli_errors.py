@@ -105,6 +105,12 @@ def test_train_refuses_to_overwrite(model_dir, copy_of, shakespeare_text, tmp_pa
     (["--precision", "fp8"], "unknown precision 'fp8'"),
     (["--time", "-1"], "must be positive"),
     (["--encoding", "klingon"], "unknown encoding 'klingon'"),
+    (["--arch", "transformer", "--preset", "huge"], "unknown transformer preset 'huge'"),
+    (["--arch", "transformer", "--heads", "5", "--hidden-size", "128"], "5 heads do not divide the width 128"),
+    (["--arch", "transformer", "--context", "0"], "context must be at least 1"),
+    (["--arch", "transformer", "--positions", "learned", "--seq-len", "300"], "longer than the model's context 128"),
+    (["--heads", "4"], "transformer options; add --arch transformer"),
+    (["--grad-accum", "0"], "grad-accum must be at least 1"),
 ])
 def test_train_bad_options(tmp_path, shakespeare_text, args, phrase):
     corpus = tmp_path / "c.txt"
