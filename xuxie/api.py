@@ -39,6 +39,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "lstm": {"hidden_size": 512, "num_layers": 1},
     "gru": {"hidden_size": 512, "num_layers": 1},
     "rnn": {"hidden_size": 512, "num_layers": 1},
+    "attention-rnn": {},  # AttentionRNNConfig's defaults (textgenrnn's layout, measured sizes)
     "transformer": {},  # the preset (models/transformer.py) gives the sizes
 }
 #: training settings that differ by architecture (measured; README). The window defaults to the
@@ -55,6 +56,29 @@ _PATHLIKE = re.compile(r"\S+\.(?:txt|md|text|csv|tsv|json|jsonl)|\S*[/\\]", re.I
 
 def _looks_like_path(s: str) -> bool:
     return len(s) < 4096 and "\n" not in s
+
+
+def temperature_list(temperature: float | str | Sequence[float]) -> list[float]:
+    """One temperature or several (a list, or a comma list such as ``"1.0,0.5,0.2"``), checked."""
+    if isinstance(temperature, str):
+        parts = [p.strip() for p in temperature.split(",")]
+        temps: list[Any] = []
+        for p in parts:
+            try:
+                temps.append(float(p))
+            except ValueError:
+                raise XuxieError(f"temperature must be 0 (greedy) or positive, got {p!r} "
+                                 "(give a number or a comma list such as 1.0,0.5,0.2)") from None
+    elif isinstance(temperature, (int, float)):
+        temps = [temperature]
+    else:
+        temps = list(temperature)
+    if not temps:
+        raise XuxieError("temperature must be 0 (greedy) or positive; got an empty list")
+    for t in temps:
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
+            raise XuxieError(f"temperature must be 0 (greedy) or positive, got {t!r}")
+    return [float(t) for t in temps]
 
 
 class TextGenerator:
@@ -78,7 +102,7 @@ class TextGenerator:
               out: str | Path | None = None, mode: str = "text", encoding: str | None = None,
               epochs: float | None = None, steps: int | None = None, time: float | None = None,
               resume: bool = False, overwrite: bool = False, device: str | None = None,
-              min_freq: int = 1, max_vocab: int = 20000, model_options: dict[str, Any] | None = None,
+              min_freq: int = 1, max_vocab: int = 20000, vocab_size: int | None = None, model_options: dict[str, Any] | None = None,
               callbacks: Sequence[Callback] | None = None, console=None, progress: bool = True,
               **train_options: Any) -> TextGenerator:
         """Train a model on a file, folder, named corpus, list of those, or a text string.
@@ -112,7 +136,8 @@ class TextGenerator:
             tc = TrainConfig(**{**ARCH_TRAIN_DEFAULTS.get(arch, {}), **given}, **budget)
             tc.validate()
             corpus = cls._read(source, mode, encoding)
-            tok = train_tokenizer(tokenizer, cls._train_part(corpus, tc.val_fraction).documents, min_freq=min_freq, max_vocab=max_vocab)
+            tok = train_tokenizer(tokenizer, cls._train_part(corpus, tc.val_fraction).documents, min_freq=min_freq, max_vocab=max_vocab,
+                                  vocab_size=vocab_size)
             options = {**ARCH_DEFAULTS.get(arch, {}), **{k: v for k, v in (model_options or {}).items() if v is not None}}
             torch.manual_seed(tc.seed)  # reproducible initialisation
             model = build_model(arch, tok.vocab_size, **options).to(dev)
@@ -186,7 +211,7 @@ class TextGenerator:
     def _eos(self) -> int | None:
         return self.tokenizer.eos_id if self.mode == "lines" else None
 
-    def generate(self, n: int = 1, prompt: str = "", *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+    def generate(self, n: int = 1, prompt: str = "", *, temperature: float | Sequence[float] = 1.0, top_k: int = 0, top_p: float = 1.0,
                  max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
                  num_beams: int = 1, length_penalty: float = 1.0, stop: str | Sequence[str] | None = None,
                  seed: int | None = None, include_prompt: bool = True) -> list[str]:
@@ -194,9 +219,31 @@ class TextGenerator:
 
         ``temperature=0`` is greedy; ``num_beams > 1`` is beam search. ``max_new_tokens``
         defaults to 200 for ``text`` models and 500 for ``lines`` models (which stop at ``<eos>``).
+
+        ``temperature`` may be a list, cycled as in textgenrnn: sample ``i`` uses
+        ``temperature[i % len(temperature)]``. The samples of each distinct temperature are made
+        in one batch; the ``k``-th distinct temperature (0-based, in order of first appearance)
+        uses the seed ``seed + k`` (independent streams, so the groups are not correlated). So
+        with a seed, the samples at temperature ``t`` equal, in order, what
+        ``generate(count, temperature=t, seed=seed + k)`` returns.
         """
         if n < 1:
             raise XuxieError(f"n must be at least 1, got {n}")
+        temps = temperature_list(temperature)
+        if len(temps) > 1:
+            slots: dict[float, list[int]] = {}
+            for i in range(n):
+                slots.setdefault(temps[i % len(temps)], []).append(i)
+            result: list[str] = [""] * n
+            for k, (t, where) in enumerate(slots.items()):
+                texts = self.generate(len(where), prompt, temperature=t, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
+                                      repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                                      num_beams=num_beams, length_penalty=length_penalty, stop=stop,
+                                      seed=None if seed is None else seed + k, include_prompt=include_prompt)
+                for i, text in zip(where, texts):
+                    result[i] = text
+            return result
+        temperature = temps[0]
         cfg = self._gen_config(temperature=temperature, top_k=top_k, top_p=top_p,
                                max_new_tokens=max_new_tokens if max_new_tokens is not None else (500 if self.mode == "lines" else 200),
                                repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
@@ -208,6 +255,12 @@ class TextGenerator:
     def stream(self, prompt: str = "", **kwargs: Any) -> Iterator[str]:
         """One generation as an iterator of text pieces (the prompt is not repeated)."""
         kwargs.setdefault("max_new_tokens", 500 if self.mode == "lines" else 200)
+        if "temperature" in kwargs:
+            temps = temperature_list(kwargs["temperature"])
+            if len(temps) > 1:
+                raise XuxieError(f"streaming writes one text with one temperature; got {len(temps)} temperatures "
+                                 "(use generate(n, temperature=[...]) to cycle them)")
+            kwargs["temperature"] = temps[0]
         cfg = self._gen_config(**kwargs)
         ids = prompt_ids_for(self.tokenizer, prompt, self.mode)
         return stream_text(self.model, self.tokenizer, ids, cfg, self._eos(), suppressed_ids(self.tokenizer, self.mode))

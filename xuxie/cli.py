@@ -78,8 +78,8 @@ trainer_state.pt, log.jsonl, samples.md). Ctrl-C saves a checkpoint; --resume co
 def train(
     corpus: Annotated[list[str] | None, typer.Argument(help="File(s), folder(s) or a named corpus. Optional with --resume.", show_default=False)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory to write (default: runs/<corpus name>).")] = None,
-    arch: Annotated[str, typer.Option(help="Architecture: lstm, gru, rnn or transformer.")] = "lstm",
-    tokenizer: Annotated[str, typer.Option(help="Tokenizer: char or word (jieba for Chinese).")] = "char",
+    arch: Annotated[str, typer.Option(help="Architecture: lstm, gru, rnn, attention-rnn (textgenrnn) or transformer.")] = "lstm",
+    tokenizer: Annotated[str, typer.Option(help="Tokenizer: char, word (jieba for Chinese) or bpe (byte-level subwords).")] = "char",
     mode: Annotated[str, typer.Option(help="text: one continuous text; lines: every line is a document.")] = "text",
     encoding: Annotated[str | None, typer.Option(help="Force the file encoding (detected by default).")] = None,
     epochs: Annotated[float | None, typer.Option(help="Budget in passes over the training text.")] = None,
@@ -93,6 +93,7 @@ def train(
     heads: Annotated[int | None, typer.Option(help="Transformer attention heads.")] = None,
     context: Annotated[int | None, typer.Option(help="Transformer context (attention window) in tokens.")] = None,
     positions: Annotated[str | None, typer.Option(help="Transformer positions: rotary (default) or learned.")] = None,
+    window: Annotated[int | None, typer.Option(help="attention-rnn: tokens its attention pools over (default 40).")] = None,
     embed_dim: Annotated[int | None, typer.Option(help="Embedding size (default: the hidden size).")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout (default 0).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
@@ -108,6 +109,7 @@ def train(
     precision: Annotated[str | None, typer.Option(help="auto (bf16 where the hardware is fast at it), bf16 or fp32.")] = None,
     min_freq: Annotated[int, typer.Option(help="Tokens seen fewer times become <unk>.")] = 1,
     max_vocab: Annotated[int, typer.Option(help="Word tokenizer: vocabulary cap.")] = 20000,
+    vocab_size: Annotated[int | None, typer.Option(help="bpe tokenizer: vocabulary size (default 4000, at most --max-vocab).")] = None,
     preview_length: Annotated[int | None, typer.Option(help="Tokens per sample preview (0: none).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
@@ -129,7 +131,14 @@ def train(
             raise XuxieError("--embed-dim is for RNNs; a transformer's embedding is its width (--hidden-size)")
         model_options = {"preset": preset, "n_layer": layers, "n_head": heads, "n_embd": hidden_size,
                          "context": context, "positions": positions, "dropout": dropout}
+    elif arch == "attention-rnn":
+        if any(v is not None for v in (preset, heads, context, positions)) or tie_weights:
+            raise XuxieError("--preset, --heads, --context, --positions and --tie-weights do not apply to attention-rnn")
+        model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
+                         "window": window, "dropout": dropout}
     else:
+        if window is not None:
+            raise XuxieError("--window is an attention-rnn option; add --arch attention-rnn")
         if any(v is not None for v in (preset, heads, context, positions)):
             raise XuxieError("--preset, --heads, --context and --positions are transformer options; add --arch transformer")
         model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
@@ -142,7 +151,7 @@ def train(
     tg = TextGenerator.train(
         list(corpus), arch=arch, tokenizer=tokenizer, out=out_dir, mode=mode,
         encoding=encoding, epochs=epochs, steps=steps, time=time, resume=resume, overwrite=overwrite,
-        device=device, min_freq=min_freq, max_vocab=max_vocab, model_options=model_options,
+        device=device, min_freq=min_freq, max_vocab=max_vocab, vocab_size=vocab_size, model_options=model_options,
         console=err, progress=not quiet, **train_options,
     )
     r = tg.config.get("results", {})
@@ -175,7 +184,7 @@ def generate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train'.", show_default=False)],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "",
     n: Annotated[int, typer.Option("-n", "--n", help="Number of samples.")] = 1,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", help="0: greedy; lower is safer, higher is wilder.")] = 1.0,
+    temperature: Annotated[str, typer.Option("--temperature", "-t", help="0: greedy; lower is safer, higher is wilder. A comma list (1.0,0.5,0.2) is cycled over the samples.")] = "1.0",
     top_k: Annotated[int, typer.Option(help="Sample from the k most likely tokens (0: off).")] = 0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling: smallest set with this much probability (1: off).")] = 1.0,
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens to write (default 200; 500 for lines models).")] = None,
@@ -187,34 +196,83 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print as it is written.")] = True,
+    to_file: Annotated[Path | None, typer.Option("--to-file", help="Also write the samples, with a header of the settings, to this file.")] = None,
 ) -> None:
-    from .api import TextGenerator
+    from .api import TextGenerator, temperature_list
     from .decoding import GenerationConfig
 
     # Check the cheap things before loading the model.
-    GenerationConfig(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens or 0,
+    temps = temperature_list(temperature)
+    GenerationConfig(temperature=temps[0], top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens or 0,
                      repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram,
                      num_beams=num_beams).validate()
     if n < 1:
         raise XuxieError(f"-n must be at least 1, got {n}")
     tg = TextGenerator.load(model_dir, device)
-    kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
+    kw = dict(temperature=temps if len(temps) > 1 else temps[0], top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
               repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram,
               num_beams=num_beams, length_penalty=length_penalty, stop=stop, seed=seed)
     if n == 1 and stream and num_beams == 1:
-        pieces = tg.stream(prompt, **kw)
+        pieces = tg.stream(prompt, **{**kw, "temperature": temps[0]})
         sys.stdout.write(prompt)
+        written = [prompt]
         for piece in pieces:
             sys.stdout.write(piece)
             sys.stdout.flush()
+            written.append(piece)
         sys.stdout.write("\n")
-        return
-    texts = tg.generate(n, prompt, **kw)
-    for i, text in enumerate(texts, 1):
-        if n > 1:
-            sys.stdout.write(f"--- sample {i} ---\n")
-        sys.stdout.write(text + "\n")
-    sys.stdout.flush()
+        texts = ["".join(written)]
+    else:
+        texts = tg.generate(n, prompt, **kw)
+        for i, text in enumerate(texts, 1):
+            if n > 1:
+                sys.stdout.write(f"--- sample {i} ---\n")
+            sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    if to_file is not None:
+        from .fileio import atomic_write_text
+        from .write import samples_file_text
+
+        settings = {"model": str(model_dir), "prompt": prompt, "n": n, "temperature": temps, "top_k": top_k, "top_p": top_p,
+                    "max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty,
+                    "no_repeat_ngram_size": no_repeat_ngram, "num_beams": num_beams, "length_penalty": length_penalty,
+                    "stop": stop or [], "seed": seed}
+        atomic_write_text(to_file, samples_file_text(texts, settings))
+        err.print(f"wrote {len(texts)} sample(s) to {escape(str(to_file))}")
+
+
+# --------------------------------------------------------------------------- write
+WRITE_HELP = """Write interactively with a model: at each step see the text and the most likely next tokens
+(⏎ is a line break, ␣ a space), then pick one (a number), let the model write (`w 20`), undo
+(`u`), type your own text (`t TEXT` or any other line), save (`s FILE`), quit (`q`); `?` for help.
+
+Examples:
+
+    xuxie write runs/shakespeare --prompt "ROMEO:"
+
+    xuxie write runs/hlm --prompt "宝玉" --top 5 --temperature 0.7 --seed 1
+"""
+
+
+@app.command(help=WRITE_HELP)
+@_friendly
+def write(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train'.", show_default=False)],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to start from.")] = "",
+    top: Annotated[int, typer.Option("--top", help="Options shown at each step.")] = 10,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Temperature when the model writes (w K); 0: greedy.")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible writing.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+) -> None:
+    from .api import TextGenerator, temperature_list
+    from .write import WritingSession, run
+
+    if top < 1:
+        raise XuxieError(f"--top must be at least 1, got {top}")
+    temperature = temperature_list(temperature)[0]
+    tg = TextGenerator.load(model_dir, device)
+    session = WritingSession(tg, prompt, temperature=temperature, seed=seed)
+    raise typer.Exit(run(session, top))
 
 
 # --------------------------------------------------------------------------- evaluate / info
