@@ -1,13 +1,14 @@
 """Model families behind one interface (see :class:`LanguageModel`)."""
 
 from .base import REGISTRY, LanguageModel, build_model, config_fields, model_from_config, register
+from .attention_rnn import AttentionRNNConfig, AttentionRNNLanguageModel
 from .rnn import RNNConfig, RNNLanguageModel
 from .transformer import PRESETS, KVCache, TransformerConfig, TransformerLanguageModel
 
 ARCHITECTURES = tuple(REGISTRY)
 
 __all__ = [
-    "ARCHITECTURES", "PRESETS", "REGISTRY", "KVCache", "LanguageModel", "RNNConfig", "RNNLanguageModel",
+    "ARCHITECTURES", "AttentionRNNConfig", "AttentionRNNLanguageModel", "PRESETS", "REGISTRY", "KVCache", "LanguageModel", "RNNConfig", "RNNLanguageModel",
     "TransformerConfig", "TransformerLanguageModel",
     "build_model", "config_fields", "model_from_config", "register",
 ]
