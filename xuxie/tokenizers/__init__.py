@@ -1,4 +1,4 @@
-"""Tokenizers: ``char`` and ``word`` behind one :class:`Tokenizer` protocol, saved as JSON."""
+"""Tokenizers: ``char``, ``word`` and ``bpe`` behind one :class:`Tokenizer` protocol, saved as JSON."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from typing import Any
 
 from ..errors import XuxieError
 from .base import BOS, EOS, PAD, SPECIALS, UNK, StreamDecoder, Tokenizer
+from .bpe import BPETokenizer
 from .char import CharTokenizer
 from .word import WordTokenizer, split_words
 
-TOKENIZERS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer}
+TOKENIZERS: dict[str, type[Tokenizer]] = {"char": CharTokenizer, "word": WordTokenizer, "bpe": BPETokenizer}
 
 
 def train_tokenizer(kind: str, texts: Iterable[str], **options: Any) -> Tokenizer:
-    """Build a tokenizer of ``kind`` from ``texts`` (options: ``min_freq``, ``max_vocab``)."""
+    """Build a tokenizer of ``kind`` from ``texts`` (options: ``min_freq``, ``max_vocab``; ``vocab_size`` for ``bpe``)."""
     if kind not in TOKENIZERS:
         raise XuxieError(f"unknown tokenizer '{kind}'; choose one of: {', '.join(TOKENIZERS)}")
     return TOKENIZERS[kind].train(texts, **options)
@@ -39,6 +40,6 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
 
 
 __all__ = [
-    "BOS", "EOS", "PAD", "SPECIALS", "UNK", "CharTokenizer", "StreamDecoder", "Tokenizer",
+    "BOS", "BPETokenizer", "EOS", "PAD", "SPECIALS", "UNK", "CharTokenizer", "StreamDecoder", "Tokenizer",
     "TOKENIZERS", "WordTokenizer", "load_tokenizer", "split_words", "tokenizer_from_dict", "train_tokenizer",
 ]
