@@ -85,3 +85,15 @@ def test_transformer_learns_tinyshakespeare(tmp_path):
     tg = TextGenerator.load(out)
     long = tg.generate(prompt="ROMEO:", temperature=0.7, max_new_tokens=400, seed=0)[0]  # past the 128-token context
     assert len(long) == len("ROMEO:") + 400
+
+
+def test_attention_rnn_learns_lines(tmp_path):
+    """textgenrnn's architecture on hacker_news_2000 (lines mode), 1 minute through the CLI."""
+    cfg = _train(corpus_path("hacker_news_2000.txt"), tmp_path / "arnn", "--mode", "lines", "--arch", "attention-rnn", "--time", "1")
+    r = cfg["results"]
+    print("attention-rnn:", r)
+    # Measured 1.99 nats/char in 1 minute on 2 cores (the default LSTM: 1.92 in the same run; README).
+    assert r["final_val_loss"] < 2.3
+    tg = TextGenerator.load(tmp_path / "arnn")
+    texts = tg.generate(10, temperature=0.8, max_new_tokens=300, seed=0)
+    assert sum(0 < len(t) < 300 for t in texts) >= 8, texts  # documents end by themselves

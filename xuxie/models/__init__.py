@@ -1,7 +1,7 @@
 """Model families behind one interface (see :class:`LanguageModel`)."""
 
-from .base import REGISTRY, LanguageModel, build_model, config_fields, model_from_config, register
 from .attention_rnn import AttentionRNNConfig, AttentionRNNLanguageModel
+from .base import REGISTRY, LanguageModel, build_model, config_fields, model_from_config, register
 from .rnn import RNNConfig, RNNLanguageModel
 from .transformer import PRESETS, KVCache, TransformerConfig, TransformerLanguageModel
 
