@@ -30,7 +30,9 @@ class StreamDecoder:
     def push(self, token_id: int) -> str:
         return self.tokenizer.piece(token_id)
 
-    def flush(self) -> str:
+    def flush(self, drop_incomplete: bool = False) -> str:
+        """What is held back. ``drop_incomplete``: leave out a character cut off by the end
+        (generation stopped by its token budget) instead of showing U+FFFD."""
         return ""
 
 

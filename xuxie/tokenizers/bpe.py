@@ -78,7 +78,10 @@ class ByteStreamDecoder(StreamDecoder):
     def push(self, token_id: int) -> str:
         return self._dec.decode(self.tokenizer.token_bytes(token_id), final=False)
 
-    def flush(self) -> str:
+    def flush(self, drop_incomplete: bool = False) -> str:
+        if drop_incomplete:
+            self._dec.reset()
+            return ""
         out = self._dec.decode(b"", final=True)
         self._dec.reset()
         return out
