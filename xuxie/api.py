@@ -102,6 +102,7 @@ class TextGenerator:
               out: str | Path | None = None, mode: str = "text", encoding: str | None = None,
               epochs: float | None = None, steps: int | None = None, time: float | None = None,
               resume: bool = False, overwrite: bool = False, device: str | None = None,
+              label_column: str | None = None, text_column: str = "text",
               min_freq: int = 1, max_vocab: int = 20000, vocab_size: int | None = None, model_options: dict[str, Any] | None = None,
               callbacks: Sequence[Callback] | None = None, console=None, progress: bool = True,
               **train_options: Any) -> TextGenerator:
@@ -123,7 +124,14 @@ class TextGenerator:
             if any(v is not None for v in budget.values()):
                 tc.epochs, tc.steps, tc.time_minutes = epochs, steps, time
             arch, mode = saved["arch"], saved["mode"]
-            corpus = cls._read(source, saved["mode"], encoding)
+            saved_label_column = saved.get("corpus", {}).get("label_column")
+            if saved_label_column:
+                from .corpus import read_labelled
+
+                corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], saved_label_column,
+                                       saved["corpus"].get("text_column", "text"), encoding)
+            else:
+                corpus = cls._read(source, saved["mode"], encoding)
             model = ckpt.model_from_config(arch, saved["model"]).to(dev)
             run_info = {k: v for k, v in saved.items() if k not in ("format", "version", "train", "results")}
         else:
@@ -135,12 +143,19 @@ class TextGenerator:
             given = {k: v for k, v in train_options.items() if v is not None}
             tc = TrainConfig(**{**ARCH_TRAIN_DEFAULTS.get(arch, {}), **given}, **budget)
             tc.validate()
-            corpus = cls._read(source, mode, encoding)
+            if label_column is not None:
+                from .corpus import read_labelled
+
+                corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], label_column, text_column, encoding)
+            else:
+                corpus = cls._read(source, mode, encoding)
             tok = train_tokenizer(tokenizer, cls._train_part(corpus, tc.val_fraction).documents, min_freq=min_freq, max_vocab=max_vocab,
                                   vocab_size=vocab_size)
             options = {**ARCH_DEFAULTS.get(arch, {}), **{k: v for k, v in (model_options or {}).items() if v is not None}}
             torch.manual_seed(tc.seed)  # reproducible initialisation
-            model = build_model(arch, tok.vocab_size, **options).to(dev)
+            labels = sorted({lab for lab in (corpus.labels or []) if lab})
+            # Context labels are extra input tokens after the tokenizer's own (never generated).
+            model = build_model(arch, tok.vocab_size + len(labels), **options).to(dev)
             context = getattr(model.config, "context", None)
             width = getattr(model.config, "n_embd", None)
             if width is not None and width < 256 and "precision" not in given:
@@ -157,9 +172,15 @@ class TextGenerator:
                            "documents": len(corpus.documents), "chars": corpus.n_chars, "sha256": corpus.fingerprint()},
                 "parameters": model.num_parameters(), "xuxie_version": __version__,
             }
+            if labels:
+                run_info["labels"] = labels
+                run_info["corpus"]["label_column"] = label_column
+                run_info["corpus"]["text_column"] = text_column
         train_part, val_part = corpus.split(tc.val_fraction)
-        train_ids = encode_corpus(train_part, tok)
-        val_ids = encode_corpus(val_part, tok) if val_part.documents else None
+        label_ids = {lab: tok.vocab_size + i for i, lab in enumerate(run_info.get("labels", []))}
+        # 10% of labelled documents are trained without their label, so unlabelled generation works.
+        train_ids = encode_corpus(train_part, tok, label_ids, label_dropout=0.1 if label_ids else 0.0, seed=tc.seed)
+        val_ids = encode_corpus(val_part, tok, label_ids) if val_part.documents else None
         val_chars = sum(len(d) + (1 if corpus.mode == "lines" else 0) for d in val_part.documents)
         check_window(len(train_ids), tc.seq_len)
         if not resume:  # every input is checked: only now touch the output directory
@@ -214,7 +235,7 @@ class TextGenerator:
     def generate(self, n: int = 1, prompt: str = "", *, temperature: float | Sequence[float] = 1.0, top_k: int = 0, top_p: float = 1.0,
                  max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
                  num_beams: int = 1, length_penalty: float = 1.0, stop: str | Sequence[str] | None = None,
-                 seed: int | None = None, include_prompt: bool = True) -> list[str]:
+                 seed: int | None = None, include_prompt: bool = True, context: str | None = None) -> list[str]:
         """``n`` texts. Each starts with ``prompt`` unless ``include_prompt=False``.
 
         ``temperature=0`` is greedy; ``num_beams > 1`` is beam search. ``max_new_tokens``
@@ -239,7 +260,7 @@ class TextGenerator:
                 texts = self.generate(len(where), prompt, temperature=t, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
                                       repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                                       num_beams=num_beams, length_penalty=length_penalty, stop=stop,
-                                      seed=None if seed is None else seed + k, include_prompt=include_prompt)
+                                      seed=None if seed is None else seed + k, include_prompt=include_prompt, context=context)
                 for i, text in zip(where, texts):
                     result[i] = text
             return result
@@ -248,8 +269,8 @@ class TextGenerator:
                                max_new_tokens=max_new_tokens if max_new_tokens is not None else (500 if self.mode == "lines" else 200),
                                repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                                num_beams=num_beams, length_penalty=length_penalty, stop=stop, seed=seed)
-        ids = prompt_ids_for(self.tokenizer, prompt, self.mode)
-        texts = generate_texts(self.model, self.tokenizer, ids, cfg, n, self._eos(), suppressed_ids(self.tokenizer, self.mode))
+        ids = self._prompt_ids(prompt, context)
+        texts = generate_texts(self.model, self.tokenizer, ids, cfg, n, self._eos(), self._suppress())
         return [prompt + t for t in texts] if include_prompt else texts
 
     def stream(self, prompt: str = "", **kwargs: Any) -> Iterator[str]:
@@ -261,9 +282,30 @@ class TextGenerator:
                 raise XuxieError(f"streaming writes one text with one temperature; got {len(temps)} temperatures "
                                  "(use generate(n, temperature=[...]) to cycle them)")
             kwargs["temperature"] = temps[0]
+        context = kwargs.pop("context", None)
         cfg = self._gen_config(**kwargs)
+        ids = self._prompt_ids(prompt, context)
+        return stream_text(self.model, self.tokenizer, ids, cfg, self._eos(), self._suppress())
+
+    @property
+    def labels(self) -> list[str]:
+        """The context labels the model was trained with (empty when none)."""
+        return list(self.config.get("labels", []))
+
+    def _prompt_ids(self, prompt: str, context: str | None) -> list[int]:
         ids = prompt_ids_for(self.tokenizer, prompt, self.mode)
-        return stream_text(self.model, self.tokenizer, ids, cfg, self._eos(), suppressed_ids(self.tokenizer, self.mode))
+        if context is None:
+            return ids
+        labels = self.labels
+        if not labels:
+            raise XuxieError("this model was trained without context labels; drop --context (train with --label-column to use them)")
+        if context not in labels:
+            shown = ", ".join(labels[:20]) + (" …" if len(labels) > 20 else "")
+            raise XuxieError(f"unknown context label '{context}'; this model knows: {shown}")
+        return [ids[0], self.tokenizer.vocab_size + labels.index(context), *ids[1:]]
+
+    def _suppress(self) -> list[int]:
+        return suppressed_ids(self.tokenizer, self.mode)  # decoding adds the input-only label ids
 
     # -- evaluation --------------------------------------------------------------------------
     @torch.no_grad()

@@ -104,8 +104,10 @@ def load_model_dir(path: str | Path, device: str | torch.device | None = None, w
     if not wpath.is_file():
         raise XuxieError(f"{path} has no {weights}; the model directory is damaged or training never finished an evaluation")
     model = model_from_config(config["arch"], config["model"])
-    if model.config.vocab_size != tokenizer.vocab_size:
-        raise XuxieError(f"{path}: the model has {model.config.vocab_size} tokens but the tokenizer {tokenizer.vocab_size}; the model directory is damaged")
+    n_labels = len(config.get("labels", []))
+    if model.config.vocab_size != tokenizer.vocab_size + n_labels:
+        raise XuxieError(f"{path}: the model has {model.config.vocab_size} tokens but the tokenizer {tokenizer.vocab_size}"
+                         f"{f' + {n_labels} context labels' if n_labels else ''}; the model directory is damaged")
     model.to(resolve_device(device))
     load_weights(model, wpath)
     model.eval()

@@ -82,6 +82,8 @@ def train(
     tokenizer: Annotated[str, typer.Option(help="Tokenizer: char, word (jieba for Chinese) or bpe (byte-level subwords).")] = "char",
     mode: Annotated[str, typer.Option(help="text: one continuous text; lines: every line is a document.")] = "text",
     encoding: Annotated[str | None, typer.Option(help="Force the file encoding (detected by default).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="CSV/TSV/JSONL corpus: the column with each row's context label.")] = None,
+    text_column: Annotated[str, typer.Option(help="CSV/TSV/JSONL corpus: the column with the text.")] = "text",
     epochs: Annotated[float | None, typer.Option(help="Budget in passes over the training text.")] = None,
     steps: Annotated[int | None, typer.Option(help="Budget in optimiser steps.")] = None,
     time: Annotated[float | None, typer.Option("--time", help="Budget in minutes (default 5 when no budget is given).")] = None,
@@ -150,6 +152,7 @@ def train(
     err.print(f"[bold]xuxie train[/] {escape(' '.join(corpus))} → {escape(str(out_dir))}")
     tg = TextGenerator.train(
         list(corpus), arch=arch, tokenizer=tokenizer, out=out_dir, mode=mode,
+        label_column=label_column, text_column=text_column,
         encoding=encoding, epochs=epochs, steps=steps, time=time, resume=resume, overwrite=overwrite,
         device=device, min_freq=min_freq, max_vocab=max_vocab, vocab_size=vocab_size, model_options=model_options,
         console=err, progress=not quiet, **train_options,
@@ -194,6 +197,7 @@ def generate(
     length_penalty: Annotated[float, typer.Option(help="Beam search: >0 favours longer, <0 shorter texts.")] = 1.0,
     stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
+    context: Annotated[str | None, typer.Option("--context", "-c", help="Context label to write for (models trained with --label-column).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print as it is written.")] = True,
     to_file: Annotated[Path | None, typer.Option("--to-file", help="Also write the samples, with a header of the settings, to this file.")] = None,
@@ -211,7 +215,7 @@ def generate(
     tg = TextGenerator.load(model_dir, device)
     kw = dict(temperature=temps if len(temps) > 1 else temps[0], top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
               repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram,
-              num_beams=num_beams, length_penalty=length_penalty, stop=stop, seed=seed)
+              num_beams=num_beams, length_penalty=length_penalty, stop=stop, seed=seed, context=context)
     if n == 1 and stream and num_beams == 1:
         pieces = tg.stream(prompt, **{**kw, "temperature": temps[0]})
         sys.stdout.write(prompt)

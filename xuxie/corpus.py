@@ -62,6 +62,7 @@ class Corpus:
     mode: str = "text"
     sources: tuple[str, ...] = ()
     encodings: tuple[str, ...] = ()
+    labels: list[str | None] | None = None  # context label of each document (lines mode), None: unlabelled
 
     @property
     def text(self) -> str:
@@ -96,9 +97,10 @@ class Corpus:
                     f"only {len(self.documents)} document(s): too few to hold out a validation "
                     "set; add more lines or pass --val-fraction 0"
                 )
+            lab = self.labels
             return (
-                Corpus(self.documents[:-n_val], "lines", self.sources, self.encodings),
-                Corpus(self.documents[-n_val:], "lines", self.sources, self.encodings),
+                Corpus(self.documents[:-n_val], "lines", self.sources, self.encodings, lab[:-n_val] if lab else None),
+                Corpus(self.documents[-n_val:], "lines", self.sources, self.encodings, lab[-n_val:] if lab else None),
             )
         text = self.text
         cut = int(len(text) * (1.0 - val_fraction))
@@ -322,6 +324,65 @@ def read_corpus(paths: str | Path | list[str | Path], mode: str = "text", encodi
         where = ", ".join(str(f) for f in files)
         raise XuxieError(f"corpus {where} is empty or only whitespace; give a file with text in it")
     return Corpus(docs, mode, tuple(str(f) for f in files), tuple(encs))
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
+
+
+def read_labelled(paths: str | Path | list[str | Path], label_column: str, text_column: str = "text",
+                  encoding: str | None = None) -> Corpus:
+    """Documents with a context label from CSV, TSV or JSON-lines files (``lines`` mode).
+
+    Every row is a document: its ``text_column`` is the text, its ``label_column`` the label (an
+    empty label leaves the document unlabelled). Rows with empty text are skipped.
+    """
+    import csv
+    import io
+    import json
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    files = _expand(list(paths))
+    docs: list[str] = []
+    labels: list[str | None] = []
+    encs: list[str] = []
+    for f in files:
+        if f.suffix.lower() not in TABLE_SUFFIXES:
+            raise XuxieError(f"{f}: a labelled corpus must be a .csv, .tsv or .jsonl file (got '{f.suffix}')")
+        text, enc = read_text_file(f, encoding)
+        encs.append(enc)
+        if f.suffix.lower() == ".jsonl":
+            rows = []
+            for n, line in enumerate(text.split("\n"), 1):
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except ValueError as e:
+                        raise XuxieError(f"{f} line {n} is not JSON ({e}); give one JSON object per line") from None
+                    if not isinstance(row, dict):
+                        raise XuxieError(f"{f} line {n} is not a JSON object; give one object per line")
+                    rows.append(row)
+            columns = sorted({k for r in rows for k in r})
+        else:
+            reader = csv.DictReader(io.StringIO(text), delimiter="\t" if f.suffix.lower() == ".tsv" else ",")
+            rows = list(reader)
+            columns = list(reader.fieldnames or [])
+        if not rows:
+            raise XuxieError(f"{f} holds no rows; give a file with a header line and at least one row")
+        for col in (text_column, label_column):
+            if col not in columns:
+                raise XuxieError(f"{f} has no column '{col}'; its columns are: {', '.join(map(str, columns)) or '(none)'}")
+        for r in rows:
+            doc = " ".join(str(r.get(text_column) or "").split("\n")).strip()
+            if doc:
+                docs.append(doc)
+                label = str(r.get(label_column) or "").strip()
+                labels.append(label or None)
+    if not docs:
+        raise XuxieError(f"{', '.join(map(str, files))} has no rows with text in column '{text_column}'")
+    if not any(labels):
+        raise XuxieError(f"column '{label_column}' is empty in every row; give labels or train without --label-column")
+    return Corpus(docs, "lines", tuple(str(f) for f in files), tuple(encs), labels)
 
 
 def corpus_from_text(text: str, mode: str = "text") -> Corpus:

@@ -15,16 +15,23 @@ from .errors import XuxieError
 from .tokenizers import BOS, EOS, Tokenizer
 
 
-def encode_corpus(corpus: Corpus, tokenizer: Tokenizer) -> np.ndarray:
+def encode_corpus(corpus: Corpus, tokenizer: Tokenizer, label_ids: dict[str, int] | None = None,
+                  label_dropout: float = 0.0, seed: int = 0) -> np.ndarray:
     """All token ids of ``corpus`` as one int32 array.
 
-    ``text`` mode: the text's ids. ``lines`` mode: ``<bos> doc <eos>`` for every document.
+    ``text`` mode: the text's ids. ``lines`` mode: ``<bos> doc <eos>`` for every document, and
+    ``<bos> <label> doc <eos>`` for a labelled one (``label_ids`` maps a label to its token id);
+    ``label_dropout`` of the labelled documents are left unlabelled so unlabelled generation
+    still has something to learn from.
     """
     if corpus.mode == "lines":
         parts = []
-        for doc in corpus.documents:
+        labels = corpus.labels if (corpus.labels and label_ids) else [None] * len(corpus.documents)
+        drop = np.random.default_rng(seed).random(len(corpus.documents)) < label_dropout
+        for doc, label, dropped in zip(corpus.documents, labels, drop):
             ids = tokenizer.encode_array(doc)
-            parts.append(np.concatenate([[BOS], ids, [EOS]]).astype(np.int32))
+            head = [BOS] if label is None or dropped else [BOS, label_ids[label]]
+            parts.append(np.concatenate([head, ids, [EOS]]).astype(np.int32))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
     return tokenizer.encode_array(corpus.text)
 

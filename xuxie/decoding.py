@@ -492,10 +492,17 @@ class TextAssembler:
         return out
 
 
+def _input_only(model, tokenizer, suppress: Sequence[int]) -> list[int]:
+    """``suppress`` plus the model's input-only ids beyond the tokenizer (context labels)."""
+    width = getattr(model.config, "vocab_size", tokenizer.vocab_size)
+    return [*suppress, *range(tokenizer.vocab_size, width)]
+
+
 def generate_texts(model, tokenizer, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
                    eos_id: int | None = None, suppress: Sequence[int] = ()) -> list[str]:
     """``n`` continuations (text only, without the prompt)."""
     config.validate()
+    suppress = _input_only(model, tokenizer, suppress)
     if config.num_beams > 1:
         if n > config.num_beams:
             raise XuxieError(f"beam search returns at most num_beams={config.num_beams} sequences; ask for n ≤ num_beams")
@@ -526,6 +533,7 @@ def stream_text(model, tokenizer, prompt_ids: Sequence[int], config: GenerationC
                 eos_id: int | None = None, suppress: Sequence[int] = ()) -> Iterator[str]:
     """One continuation as an iterator of text pieces (as soon as they are safe to show)."""
     config.validate()
+    suppress = _input_only(model, tokenizer, suppress)
     if config.num_beams > 1:
         # Beam search only knows its best sequence at the end.
         yield from generate_texts(model, tokenizer, prompt_ids, config, 1, eos_id, suppress)

@@ -77,7 +77,7 @@ class WritingSession:
         self.model = tg.model
         self.tokenizer = tg.tokenizer
         self.model.eval()
-        self.suppress = suppressed_ids(self.tokenizer, "text")
+        self.suppress = [*suppressed_ids(self.tokenizer, "text"), *range(self.tokenizer.vocab_size, self.model.config.vocab_size)]
         self.temperature = temperature
         self.generator = torch.Generator(device=self.model.device)
         if seed is None:
