@@ -61,3 +61,38 @@ def test_reorder_and_bad_options():
         build_model("attention-rnn", 20, window=0)
     with pytest.raises(XuxieError, match="no option"):
         build_model("attention-rnn", 20, tie_weights=True)
+
+
+def test_bidirectional_windows():
+    """textgenrnn's bidirectional option: each position reads its window both ways; step == forward."""
+    torch.manual_seed(0)
+    model = build_model("attention-rnn", 30, hidden_size=16, num_layers=2, embed_dim=8, window=6, bidirectional=True).eval()
+    ids = torch.randint(1, 30, (2, 15))
+    with torch.no_grad():
+        full, _ = model(ids)
+        state, steps = None, []
+        for t in range(ids.shape[1]):
+            logits, state = model.step(ids[:, t], state)
+            steps.append(logits)
+        # position 10 depends only on tokens 5..10
+        changed = ids.clone()
+        changed[:, 4] = (changed[:, 4] % 29) + 1
+        other, _ = model(changed)
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=0)
+    torch.testing.assert_close(other[:, 10], full[:, 10])
+    assert not torch.allclose(other[:, 8], full[:, 8])
+    model.train()
+    out, _ = model(ids)
+    out.sum().backward()
+    assert model.rnns[1].weight_hh_l0_reverse.grad is not None
+
+
+def test_bidirectional_through_the_api(tmp_path):
+    from xuxie import TextGenerator
+
+    text = "the quick brown fox jumps over the lazy dog\n" * 200
+    tg = TextGenerator.train(text, arch="attention-rnn", out=tmp_path / "bi", steps=3, batch_size=4, preview_length=0,
+                             progress=False, model_options={"hidden_size": 16, "embed_dim": 8, "window": 10, "bidirectional": True})
+    assert tg.config["train"]["seq_len"] == 10 and tg.model.config.bidirectional
+    again = TextGenerator.load(tmp_path / "bi")
+    assert again.generate(2, max_new_tokens=30, seed=0) == tg.generate(2, max_new_tokens=30, seed=0)

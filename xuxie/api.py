@@ -160,6 +160,8 @@ class TextGenerator:
             width = getattr(model.config, "n_embd", None)
             if width is not None and width < 256 and "precision" not in given:
                 tc.precision = "fp32"  # narrow transformers: bf16 autocast measured no faster, and a little worse
+            if getattr(model.config, "bidirectional", False) and "seq_len" not in given:
+                tc.seq_len = model.config.window  # every position re-reads its window: keep training windows short
             if context is not None:
                 if "seq_len" not in given:
                     tc.seq_len = context

@@ -96,6 +96,7 @@ def train(
     context: Annotated[int | None, typer.Option(help="Transformer context (attention window) in tokens.")] = None,
     positions: Annotated[str | None, typer.Option(help="Transformer positions: rotary (default) or learned.")] = None,
     window: Annotated[int | None, typer.Option(help="attention-rnn: tokens its attention pools over (default 40).")] = None,
+    bidirectional: Annotated[bool, typer.Option("--bidirectional", help="attention-rnn: bidirectional LSTMs re-reading each window (textgenrnn's option; slower).")] = False,
     embed_dim: Annotated[int | None, typer.Option(help="Embedding size (default: the hidden size).")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout (default 0).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
@@ -137,10 +138,10 @@ def train(
         if any(v is not None for v in (preset, heads, context, positions)) or tie_weights:
             raise XuxieError("--preset, --heads, --context, --positions and --tie-weights do not apply to attention-rnn")
         model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
-                         "window": window, "dropout": dropout}
+                         "window": window, "dropout": dropout, "bidirectional": bidirectional or None}
     else:
-        if window is not None:
-            raise XuxieError("--window is an attention-rnn option; add --arch attention-rnn")
+        if window is not None or bidirectional:
+            raise XuxieError("--window and --bidirectional are attention-rnn options; add --arch attention-rnn")
         if any(v is not None for v in (preset, heads, context, positions)):
             raise XuxieError("--preset, --heads, --context and --positions are transformer options; add --arch transformer")
         model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
