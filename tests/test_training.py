@@ -93,7 +93,11 @@ def test_ctrl_c_in_cli_saves_and_resume_continues(tmp_path):
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # never leave a training process behind
+            proc.kill()
     assert proc.returncode == 130, err
     assert "--resume" in err and "Traceback" not in err
     stopped = json.loads(load_trainer_state(out)["state"])["step"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -526,6 +528,24 @@ class Trainer:
         if t1 > t0:
             self.tokens_per_second = (n1 - n0) / (t1 - t0)
 
+    def _catch_ctrl_c(self):
+        """Ctrl-C stops at the next step boundary (so the checkpoint written is consistent);
+        a second Ctrl-C interrupts at once. Returns the handler to restore (None off the main thread).
+        Installed even when SIGINT was inherited as ignored (a job started in the background by a
+        script): found when such a run never answered Ctrl-C in CI."""
+        self._ctrl_c = False
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._ctrl_c:
+                raise KeyboardInterrupt
+            self._ctrl_c = True
+
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, handler)
+        return previous
+
     def fit(self) -> dict[str, Any]:
         """Train until the budget is spent (or early stopping); returns the final metrics."""
         s = self.state
@@ -537,10 +557,13 @@ class Trainer:
         self._rate_window = [(self._session_start, s.tokens)]
         for cb in self.callbacks:
             cb.on_train_begin(self)
+        previous_handler = self._catch_ctrl_c()
         try:
             if self.out_dir is not None:
                 self.write_config()
             while not self.budget_done() and self._stop_reason is None:
+                if self._ctrl_c:
+                    raise KeyboardInterrupt
                 frac = self.progress_fraction()[1]
                 self.current_lr = self.lr_at(s.step, frac)
                 loss = self._train_step(self.current_lr)
@@ -562,6 +585,9 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_interrupt(self)
             raise TrainingInterrupted(f"interrupted at step {s.step}; the last checkpoint is saved — continue with --resume") from None
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
         if s.last_eval_step != s.step:
             metrics = self._evaluate()
             for cb in self.callbacks:
