@@ -11,12 +11,11 @@ the attention-rnn's generation speed against re-reading its 40-token window for 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from bench_generation import timed
 
 from xuxie import TextGenerator
 from xuxie.decoding import GenerationConfig, generate_texts
@@ -50,21 +49,12 @@ def main() -> None:
                 decode_speed(tg)
 
 
-def median_time(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def decode_speed(tg: TextGenerator) -> None:
     prompt = [tg.tokenizer.bos_id]
     cfg = GenerationConfig(max_new_tokens=500, temperature=1.0, seed=0)
     window = tg.model.config.window
-    ours = median_time(lambda: generate_texts(tg.model, tg.tokenizer, prompt, cfg, 1, None, ()))
-    rerun = median_time(lambda: window_rerun(tg.model, prompt, 500, window))
+    ours = timed(lambda: generate_texts(tg.model, tg.tokenizer, prompt, cfg, 1, None, ()), 3)
+    rerun = timed(lambda: window_rerun(tg.model, prompt, 500, window), 3)
     print(f"   decoding 500 tokens: carried state + cached window {ours:.3f} s ({500 / ours:,.0f} tokens/s), "
           f"re-reading the {window}-token window each token {rerun:.3f} s ({rerun / ours:.1f}x slower)")
 

@@ -37,7 +37,10 @@ def naive_window_generate(model, prompt_ids: list[int], n_new: int, window: int,
     return ids[len(prompt_ids):]
 
 
-def timed(fn, repeats: int) -> float:
+def timed(fn, repeats: int, warmup: bool = False) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs (after one unmeasured run if ``warmup``)."""
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()

@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from bench_generation import timed as _timed  # noqa: E402
 
 from xuxie import checkpoint as ckpt  # noqa: E402
 from xuxie.decoding import GenerationConfig, generate_texts, suppressed_ids  # noqa: E402
@@ -43,13 +42,7 @@ TEXT = "".join(chr(c) for c in range(32, 127)) + "\n"
 
 
 def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return _timed(fn, repeats, warmup=True)
 
 
 def make(n_layer: int, n_embd: int, n_head: int, context: int):
