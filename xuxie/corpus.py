@@ -11,6 +11,15 @@ Modes
     Every non-empty line is a document (a headline, a poem, a tweet). Models are trained with
     ``<bos>`` before and ``<eos>`` after each document, so generation writes whole documents
     and stops by itself.
+``pairs``
+    Source→target pairs for an encoder–decoder: ``documents[i]`` is a source and ``targets[i]``
+    its target. Read from ``.tsv`` files (one ``source<TAB>target`` per line, an optional
+    ``source<TAB>target`` header) or ``.jsonl`` files (one ``{"source": …, "target": …}`` object
+    per line; strings may span several lines). See :func:`read_pairs`.
+``continuation``
+    A plain text (a novel) turned into ``pairs``: each paragraph (or group of sentences) is the
+    source and the next one its target. The corpus has mode ``pairs`` and ``pairs_from`` tells
+    how it was made. See :func:`continuation_pairs`.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import re
 import tempfile
 import unicodedata
 import urllib.error
@@ -27,7 +37,9 @@ from pathlib import Path
 
 from .errors import XuxieError
 
-MODES = ("text", "lines")
+MODES = ("text", "lines", "pairs", "continuation")
+PAIR_SUFFIXES = (".tsv", ".jsonl")
+UNITS = ("paragraph", "sentences")
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".csv", ".tsv", ".json", ".jsonl", ".rst", ""}
 
 #: Named corpora usable in place of a path: name -> (file name, public source, sha256).
@@ -56,27 +68,38 @@ _CANDIDATES = ["gb18030", "big5", "cp1252", "latin_1"]  # in order of preference
 
 @dataclass
 class Corpus:
-    """Documents read from one or more files, in one mode."""
+    """Documents read from one or more files, in one mode (in ``pairs`` mode: sources, with ``targets``)."""
 
     documents: list[str]
     mode: str = "text"
     sources: tuple[str, ...] = ()
     encodings: tuple[str, ...] = ()
     labels: list[str | None] | None = None  # context label of each document (lines mode), None: unlabelled
+    targets: list[str] | None = None  # pairs mode: targets[i] is the target of documents[i] (the source)
+    pairs_from: str | None = None  # pairs mode: "files", or "continuation:paragraph" / "continuation:sentences=N"
 
     @property
     def text(self) -> str:
+        """All the text: documents (and, in pairs mode, every source and target) joined by line breaks."""
+        if self.mode == "pairs":
+            return "\n".join(x for pair in zip(self.documents, self.targets or []) for x in pair)
         return "\n\n".join(self.documents) if self.mode == "text" else "\n".join(self.documents)
 
     @property
     def n_chars(self) -> int:
-        return sum(len(d) for d in self.documents)
+        """Characters in the documents (in pairs mode: in the sources and the targets)."""
+        return sum(len(d) for d in self.documents) + sum(len(t) for t in self.targets or [])
 
     def fingerprint(self) -> str:
         h = hashlib.sha256(self.mode.encode())
         for d in self.documents:
             h.update(b"\x00")
             h.update(d.encode("utf-8"))
+        if self.targets is not None:
+            h.update(b"\x01targets")
+            for t in self.targets:
+                h.update(b"\x00")
+                h.update(t.encode("utf-8"))
         return h.hexdigest()
 
     def split(self, val_fraction: float = 0.1) -> tuple[Corpus, Corpus]:
@@ -84,10 +107,13 @@ class Corpus:
 
         ``text`` mode: the validation part is the last ``val_fraction`` of the text (cut at a
         line break near the boundary when there is one). ``lines`` mode: the last
-        ``val_fraction`` of the documents.
+        ``val_fraction`` of the documents. ``pairs`` mode: the last ``val_fraction`` of the pairs
+        (sources and targets stay aligned).
         """
         if not 0.0 <= val_fraction < 1.0:
             raise XuxieError(f"validation fraction must be in [0, 1), got {val_fraction}")
+        if self.mode == "pairs":
+            return self._split_pairs(val_fraction)
         if val_fraction == 0:
             return self, Corpus([], self.mode, self.sources, self.encodings)
         if self.mode == "lines":
@@ -108,6 +134,26 @@ class Corpus:
             Corpus([text[:cut]], "text", self.sources, self.encodings),
             Corpus([text[cut:]], "text", self.sources, self.encodings),
         )
+
+    def _split_pairs(self, val_fraction: float) -> tuple[Corpus, Corpus]:
+        targets = self.targets or []
+        if len(targets) != len(self.documents):
+            raise XuxieError(f"pairs corpus has {len(self.documents)} sources but {len(targets)} targets; "
+                             "build it with read_pairs or continuation_pairs")
+
+        def part(lo: int, hi: int | None) -> Corpus:
+            return Corpus(self.documents[lo:hi], "pairs", self.sources, self.encodings,
+                          targets=targets[lo:hi], pairs_from=self.pairs_from)
+
+        if val_fraction == 0:
+            return self, part(len(targets), None)
+        n_val = max(1, round(len(targets) * val_fraction))
+        if n_val >= len(targets):
+            raise XuxieError(
+                f"only {len(targets)} pair(s): too few to hold out a validation set; "
+                "add more pairs or pass --val-fraction 0"
+            )
+        return part(0, -n_val), part(len(targets) - n_val, None)
 
 
 # --------------------------------------------------------------------------- named corpora
@@ -302,18 +348,37 @@ def read_text_file(path: Path, encoding: str | None = None) -> tuple[str, str]:
 def documents_from_text(text: str, mode: str) -> list[str]:
     if mode not in MODES:
         raise XuxieError(f"unknown mode '{mode}'; choose one of: {', '.join(MODES)}")
+    if mode in ("pairs", "continuation"):
+        raise XuxieError(f"mode '{mode}' makes source→target pairs, not documents; use read_corpus or corpus_from_text")
     if mode == "lines":
         return [line.strip() for line in text.split("\n") if line.strip()]
     return [text] if text.strip() else []
 
 
-def read_corpus(paths: str | Path | list[str | Path], mode: str = "text", encoding: str | None = None) -> Corpus:
-    """Read one or more files/folders (or named corpora) into a :class:`Corpus`."""
+def read_corpus(paths: str | Path | list[str | Path], mode: str = "text", encoding: str | None = None, *,
+                unit: str = "paragraph", sentences: int = 3) -> Corpus:
+    """Read one or more files/folders (or named corpora) into a :class:`Corpus`.
+
+    ``mode="pairs"`` reads ``.tsv``/``.jsonl`` pairs files (:func:`read_pairs`);
+    ``mode="continuation"`` reads plain text and pairs each ``unit`` with the next one
+    (:func:`continuation_pairs`, ``sentences`` per unit when ``unit="sentences"``), never across
+    two files.
+    """
     if mode not in MODES:
         raise XuxieError(f"unknown mode '{mode}'; choose one of: {', '.join(MODES)}")
     if isinstance(paths, (str, Path)):
         paths = [paths]
+    if mode == "pairs":
+        return read_pairs(paths, encoding)
+    if mode == "continuation":
+        _check_unit(unit, sentences)
     files = _expand(list(paths))
+    if mode == "continuation":
+        texts, encs = zip(*(read_text_file(f, encoding) for f in files))
+        where = ", ".join(str(f) for f in files)
+        if not any(t.strip() for t in texts):
+            raise XuxieError(f"corpus {where} is empty or only whitespace; give a file with text in it")
+        return _continuation(list(texts), unit, sentences, tuple(str(f) for f in files), tuple(encs), where)
     docs: list[str] = []
     encs: list[str] = []
     for f in files:
@@ -386,7 +451,236 @@ def read_labelled(paths: str | Path | list[str | Path], label_column: str, text_
 
 
 def corpus_from_text(text: str, mode: str = "text") -> Corpus:
+    """A :class:`Corpus` from a string; ``pairs`` mode reads it as TSV (``source<TAB>target`` lines)."""
+    if mode == "continuation":
+        return continuation_pairs(text)
+    if mode == "pairs":
+        sources, targets = _parse_tsv(normalize_text(text), "the text")
+        if not sources:
+            raise XuxieError("the text holds no pairs; give source<TAB>target lines")
+        return Corpus(sources, "pairs", ("<text>",), ("str",), targets=targets, pairs_from="files")
     docs = documents_from_text(normalize_text(text), mode)
     if not docs:
         raise XuxieError("the text is empty or only whitespace; give some text to train on")
     return Corpus(docs, mode, ("<text>",), ("str",))
+
+
+# --------------------------------------------------------------------------- source→target pairs
+def _parse_tsv(text: str, name: str) -> tuple[list[str], list[str]]:
+    """Pairs from TSV text: one ``source<TAB>target`` per line.
+
+    Blank lines are skipped, and a first line that is exactly ``source<TAB>target`` (a header).
+    Empty trailing columns (``a<TAB>b<TAB>`` from a spreadsheet) are ignored. A line with more
+    than one tab between texts is an error rather than split at its first tab: the tab could as
+    well belong to the source as to the target, and guessing would silently corrupt the pair.
+    """
+    lines = text.split("\n")
+    if any(line.strip() for line in lines) and not any("\t" in line for line in lines):
+        raise XuxieError(
+            f"{name} has no tab on any line, so it is not a source<TAB>target pairs file; "
+            "to make pairs from a plain text (a novel) use --mode continuation"
+        )
+    sources: list[str] = []
+    targets: list[str] = []
+    seen_line = False
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if not seen_line:
+            seen_line = True
+            if line.strip() == "source\ttarget":
+                continue
+        parts = line.split("\t")
+        while len(parts) > 2 and not parts[-1].strip():
+            parts.pop()
+        if len(parts) == 1:
+            raise XuxieError(f"{name} line {n} has no tab; write source<TAB>target on every line")
+        if len(parts) > 2:
+            raise XuxieError(
+                f"{name} line {n} has {len(parts) - 1} tabs; write exactly one (source<TAB>target) — "
+                "replace tabs inside the text with spaces, or use a .jsonl file"
+            )
+        source, target = parts[0].strip(), parts[1].strip()
+        for what, value in (("source", source), ("target", target)):
+            if not value:
+                raise XuxieError(f"{name} line {n} has an empty {what}; write a non-empty source<TAB>target or delete the line")
+        sources.append(source)
+        targets.append(target)
+    return sources, targets
+
+
+def _parse_jsonl(text: str, name: str) -> tuple[list[str], list[str]]:
+    """Pairs from JSON lines: one ``{"source": "…", "target": "…"}`` object per line.
+
+    Strings keep their inner line breaks (a source may be several paragraphs); surrounding
+    whitespace is stripped. Other keys are ignored.
+    """
+    import json
+
+    sources: list[str] = []
+    targets: list[str] = []
+    hint = 'give one {"source": "…", "target": "…"} object per line'
+    for n, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise XuxieError(f"{name} line {n} is not JSON ({e}); {hint}") from None
+        if not isinstance(row, dict):
+            raise XuxieError(f"{name} line {n} is a JSON {type(row).__name__}, not an object; {hint}")
+        pair = []
+        for key in ("source", "target"):
+            if key not in row:
+                raise XuxieError(f'{name} line {n} has no "{key}" key; {hint}')
+            value = row[key]
+            if not isinstance(value, str):
+                raise XuxieError(f'{name} line {n}: "{key}" is a JSON {type(value).__name__}, not a string; {hint}')
+            if not value.strip():
+                raise XuxieError(f'{name} line {n} has an empty "{key}"; give a non-empty text or delete the line')
+            pair.append(value.strip())
+        sources.append(pair[0])
+        targets.append(pair[1])
+    return sources, targets
+
+
+def read_pairs(paths: str | Path | list[str | Path], encoding: str | None = None) -> Corpus:
+    """Source→target pairs from ``.tsv`` and ``.jsonl`` files (mode ``pairs``).
+
+    ``.tsv``: one ``source<TAB>target`` per line; blank lines and a ``source<TAB>target`` header
+    are skipped; a line with a second tab is an error (no guessing which side it belongs to).
+    ``.jsonl``: one object per line with string keys ``source`` and ``target`` (line breaks inside
+    the strings are kept). Sources and targets are stripped and must not be empty. The encoding of
+    each file is detected (UTF-8/16, GBK/GB18030, Big5, …) unless ``encoding`` is given.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    files = _expand(list(paths))
+    sources: list[str] = []
+    targets: list[str] = []
+    encs: list[str] = []
+    for f in files:
+        suffix = f.suffix.lower()
+        if suffix not in PAIR_SUFFIXES:
+            raise XuxieError(
+                f"{f}: pairs files must be .tsv (source<TAB>target) or .jsonl (got '{suffix or 'no suffix'}'); "
+                "to make pairs from a plain novel use --mode continuation"
+            )
+        text, enc = read_text_file(f, encoding)
+        encs.append(enc)
+        src, tgt = (_parse_jsonl if suffix == ".jsonl" else _parse_tsv)(text, str(f))
+        if not src:
+            raise XuxieError(f"{f} holds no pairs; give at least one source<TAB>target line (or JSON object)")
+        sources.extend(src)
+        targets.extend(tgt)
+    return Corpus(sources, "pairs", tuple(str(f) for f in files), tuple(encs), targets=targets, pairs_from="files")
+
+
+_END_MARKS = "。！？．!?…"
+_CLOSERS = "”’」』）)\"'"
+_SENTENCE_END = re.compile(r"[。！？．!?….]+[”’」』）)\"']*")
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n")
+
+
+def _only_punctuation(s: str) -> bool:
+    return all(c.isspace() or unicodedata.category(c).startswith("P") for c in s)
+
+
+def _tidy(s: str) -> str:
+    """Strip every line and drop blank ones (a unit that spans paragraphs keeps one line break)."""
+    return "\n".join(line.strip() for line in s.split("\n") if line.strip())
+
+
+def _sentences_with_gaps(text: str) -> list[tuple[str, str]]:
+    """(gap, sentence) for each sentence: gap is "\n", " " or "" — how it was separated from the one before."""
+    cuts = {0, len(text)}
+    for m in _SENTENCE_END.finditer(text):
+        run = m.group().rstrip(_CLOSERS)
+        if any(c in _END_MARKS for c in run) or m.end() == len(text) or text[m.end()].isspace():
+            cuts.add(m.end())
+    cuts.update(m.start() for m in _BLANK_LINE.finditer(text))
+    bounds = sorted(cuts)
+    out = []
+    for a, b in zip(bounds, bounds[1:]):
+        raw = text[a:b]
+        sentence = _tidy(raw)
+        if sentence and not _only_punctuation(sentence):
+            lead = raw[: len(raw) - len(raw.lstrip())]
+            out.append(("\n" if "\n" in lead else " " if lead else "", sentence))
+    return out
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text``, stripped.
+
+    A sentence ends after a run of 。！？．!?… (or of '.' when whitespace or the end of the text
+    follows), together with the closing quotes and brackets ”’」』）)"' that directly follow it.
+    A blank line (paragraph break) also ends a sentence, so a chapter title without an end mark
+    stays on its own; a single line break does not (hard-wrapped text). Sentences that are only
+    punctuation are dropped.
+    """
+    return [s for _, s in _sentences_with_gaps(text)]
+
+
+def _units(text: str, unit: str, sentences: int) -> list[str]:
+    """Paragraphs (non-empty stripped lines), or groups of ``sentences`` consecutive sentences.
+
+    Sentences of one group are joined as they were written: with nothing between them in
+    Chinese, a space in English, a line break when the group spans paragraphs.
+    """
+    if unit == "paragraph":
+        return [p for line in text.split("\n") if (p := line.strip()) and not _only_punctuation(p)]
+    sents = _sentences_with_gaps(text)
+    return ["".join((gap if j else "") + s for j, (gap, s) in enumerate(sents[i:i + sentences]))
+            for i in range(0, len(sents), sentences)]
+
+
+def _check_unit(unit: str, sentences: int) -> None:
+    if unit not in UNITS:
+        raise XuxieError(f"unknown unit '{unit}'; choose one of: {', '.join(UNITS)}")
+    if unit == "sentences" and (isinstance(sentences, bool) or not isinstance(sentences, int) or sentences < 1):
+        raise XuxieError(f"sentences per unit must be a whole number of at least 1, got {sentences!r}")
+
+
+def _continuation(texts: list[str], unit: str, sentences: int, sources: tuple[str, ...],
+                  encodings: tuple[str, ...], where: str) -> Corpus:
+    """Pairs unit_i → unit_{i+1} within each text (never across two texts)."""
+    src: list[str] = []
+    tgt: list[str] = []
+    n_units = 0
+    for text in texts:
+        units = _units(normalize_text(text), unit, sentences)
+        n_units = max(n_units, len(units))
+        src.extend(units[:-1])
+        tgt.extend(units[1:])
+    if not src:
+        what = "paragraph" if unit == "paragraph" else f"unit of {sentences} sentence(s)"
+        fix = "give a longer text" if unit == "paragraph" else "give a longer text or fewer sentences per unit"
+        raise XuxieError(
+            f"{where} is too short to make pairs: it has {n_units} {what} and continuation needs at least 2; {fix}"
+        )
+    from_ = "continuation:paragraph" if unit == "paragraph" else f"continuation:sentences={sentences}"
+    return Corpus(src, "pairs", sources, encodings, targets=tgt, pairs_from=from_)
+
+
+def continuation_pairs(corpus_or_text: Corpus | str, unit: str = "paragraph", sentences: int = 3) -> Corpus:
+    """Pairs from a plain text (a novel): each unit is the source, the next unit its target (mode ``pairs``).
+
+    ``unit="paragraph"``: every non-empty line, stripped (leading full-width or ASCII spaces and
+    tabs go; lines of only whitespace are skipped). ``unit="sentences"``: ``sentences``
+    consecutive sentences (see :func:`split_sentences`). Units of only punctuation are skipped.
+    A text-mode corpus of several files is paired within each file; a lines-mode corpus is one
+    sequence of lines. ``pairs_from`` records the unit, ``sources`` the files.
+    """
+    _check_unit(unit, sentences)
+    if isinstance(corpus_or_text, Corpus):
+        c = corpus_or_text
+        if c.mode == "pairs":
+            raise XuxieError("the corpus is already source→target pairs; give a plain text (mode text or lines)")
+        texts = list(c.documents) if c.mode == "text" else [c.text]
+        return _continuation(texts, unit, sentences, c.sources, c.encodings, ", ".join(c.sources) or "the text")
+    if not isinstance(corpus_or_text, str):
+        raise XuxieError(f"continuation_pairs needs a Corpus or a string, got {type(corpus_or_text).__name__}")
+    if not corpus_or_text.strip():
+        raise XuxieError("the text is empty or only whitespace; give some text to make pairs from")
+    return _continuation([corpus_or_text], unit, sentences, ("<text>",), ("str",), "the text")
