@@ -8,6 +8,9 @@ for piece in tg.stream(prompt="JULIET:"):
     print(piece, end="", flush=True)
 tg = TextGenerator.load("runs/shakespeare")
 tg.evaluate("Some held-out text")
+
+s2s = TextGenerator.train("hongloumeng", arch="seq2seq", out="runs/hlm-s2s", time=10)  # paragraph → next paragraph
+s2s.continue_text("宝玉听了，忙起身。", paragraphs=2, num_beams=4)
 ```
 """
 
@@ -24,8 +27,8 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
-from .corpus import Corpus, corpus_from_text, read_corpus
-from .data import check_window, encode_corpus
+from .corpus import PAIR_SUFFIXES, Corpus, continuation_pairs, corpus_from_text, read_corpus, read_pairs
+from .data import PairData, check_window, encode_corpus, encode_pairs
 from .decoding import GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids
 from .errors import XuxieError
 from .models import LanguageModel, build_model
@@ -41,12 +44,36 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "rnn": {"hidden_size": 512, "num_layers": 1},
     "attention-rnn": {},  # AttentionRNNConfig's defaults (textgenrnn's layout, measured sizes)
     "transformer": {},  # the preset (models/transformer.py) gives the sizes
+    "seq2seq": {},  # Seq2SeqConfig's defaults
 }
 #: training settings that differ by architecture (measured; README). The window defaults to the
 #: model's own context for models that have one.
 ARCH_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "transformer": {"lr": 3e-3, "batch_size": 8},
+    "seq2seq": {"batch_size": 64, "precision": "fp32"},
 }
+#: architectures that answer an input (trained on source→target pairs)
+ENCODER_DECODER = ("seq2seq",)
+PAIR_MODES = ("pairs", "continuation")
+
+
+def resolve_mode(arch: str, mode: str | None, sources: Sequence[Any]) -> str:
+    """The corpus mode: as given (checked against the architecture), else ``text`` for language
+    models and, for seq2seq, ``pairs`` for .tsv/.jsonl files and ``continuation`` otherwise."""
+    if arch in ENCODER_DECODER:
+        if mode is None:
+            paths = [str(s) for s in sources] if not isinstance(sources, Corpus) else []
+            if isinstance(sources, Corpus):
+                return "pairs" if sources.mode == "pairs" else "continuation"
+            return "pairs" if paths and all(p.lower().endswith(PAIR_SUFFIXES) for p in paths) else "continuation"
+        if mode not in PAIR_MODES:
+            raise XuxieError(f"a seq2seq model learns source→target pairs, not --mode {mode}: use --mode pairs (a .tsv/.jsonl file) "
+                             "or --mode continuation (a plain text: each paragraph → the next)")
+        return mode
+    if mode in PAIR_MODES:
+        raise XuxieError(f"--mode {mode} makes source→target pairs, which only an encoder–decoder learns: add --arch seq2seq "
+                         "(language models train on --mode text or lines)")
+    return mode or "text"
 
 
 # A one-line string naming a text file is a path even when it does not exist (a clear error, not
@@ -81,6 +108,19 @@ def temperature_list(temperature: float | str | Sequence[float]) -> list[float]:
     return [float(t) for t in temps]
 
 
+def _paragraphs_done(prompt: str, written: str) -> int:
+    """Paragraphs completed in ``written`` (a line break after some text; a prompt ending
+    inside a paragraph finishes that one first)."""
+    return sum(1 for _ in re.finditer(r"\S[^\n]*\n", written))
+
+
+def _cut_paragraphs(prompt: str, written: str, paragraphs: int) -> str:
+    ends = [m.end() for m in re.finditer(r"\S[^\n]*\n", written)]
+    if len(ends) >= paragraphs:
+        written = written[: ends[paragraphs - 1] - 1]
+    return written
+
+
 class TextGenerator:
     """A trained model with its tokenizer: generate, stream, evaluate."""
 
@@ -99,7 +139,8 @@ class TextGenerator:
 
     @classmethod
     def train(cls, source: str | Path | Sequence[str | Path] | Corpus, *, arch: str = "lstm", tokenizer: str = "char",
-              out: str | Path | None = None, mode: str = "text", encoding: str | None = None,
+              out: str | Path | None = None, mode: str | None = None, encoding: str | None = None,
+              unit: str = "paragraph", sentences: int = 3,
               epochs: float | None = None, steps: int | None = None, time: float | None = None,
               resume: bool = False, overwrite: bool = False, device: str | None = None,
               label_column: str | None = None, text_column: str = "text",
@@ -113,6 +154,10 @@ class TextGenerator:
         ``patience``, ``schedule``, ``precision``…). Model sizes go in ``model_options``
         (``hidden_size``, ``num_layers``, ``dropout``, ``tie_weights``, ``embed_dim``).
         With ``out=None`` the model lives in a temporary directory.
+
+        ``arch="seq2seq"`` trains an encoder–decoder on source→target pairs: ``mode="pairs"``
+        (.tsv/.jsonl files) or ``mode="continuation"`` (a plain text, each ``unit`` —
+        ``"paragraph"`` or ``"sentences"`` groups of ``sentences`` — answered by the next).
         """
         out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="xuxie-"))
         dev = ckpt.resolve_device(device)
@@ -124,6 +169,8 @@ class TextGenerator:
             if any(v is not None for v in budget.values()):
                 tc.epochs, tc.steps, tc.time_minutes = epochs, steps, time
             arch, mode = saved["arch"], saved["mode"]
+            saved_corpus = saved.get("corpus", {})
+            unit, sentences = saved_corpus.get("unit", unit), saved_corpus.get("sentences", sentences)
             saved_label_column = saved.get("corpus", {}).get("label_column")
             if saved_label_column:
                 from .corpus import read_labelled
@@ -131,7 +178,7 @@ class TextGenerator:
                 corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], saved_label_column,
                                        saved["corpus"].get("text_column", "text"), encoding)
             else:
-                corpus = cls._read(source, saved["mode"], encoding)
+                corpus = cls._read(source, saved["mode"], encoding, unit, sentences)
             model = ckpt.model_from_config(arch, saved["model"]).to(dev)
             run_info = {k: v for k, v in saved.items() if k not in ("format", "version", "train", "results")}
         else:
@@ -140,6 +187,7 @@ class TextGenerator:
                     raise XuxieError(f"{out_dir} already holds a model; pass --resume to continue it, --overwrite to replace it, or choose another --out")
                 if not ckpt.is_model_dir(out_dir) and not overwrite:
                     raise XuxieError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
+            mode = resolve_mode(arch, mode, source if isinstance(source, (list, tuple, Corpus)) else [source])
             given = {k: v for k, v in train_options.items() if v is not None}
             tc = TrainConfig(**{**ARCH_TRAIN_DEFAULTS.get(arch, {}), **given}, **budget)
             tc.validate()
@@ -148,8 +196,9 @@ class TextGenerator:
 
                 corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], label_column, text_column, encoding)
             else:
-                corpus = cls._read(source, mode, encoding)
-            tok = train_tokenizer(tokenizer, cls._train_part(corpus, tc.val_fraction).documents, min_freq=min_freq, max_vocab=max_vocab,
+                corpus = cls._read(source, mode, encoding, unit, sentences)
+            train_part = cls._train_part(corpus, tc.val_fraction)
+            tok = train_tokenizer(tokenizer, train_part.documents + (train_part.targets or []), min_freq=min_freq, max_vocab=max_vocab,
                                   vocab_size=vocab_size)
             options = {**ARCH_DEFAULTS.get(arch, {}), **{k: v for k, v in (model_options or {}).items() if v is not None}}
             torch.manual_seed(tc.seed)  # reproducible initialisation
@@ -160,7 +209,7 @@ class TextGenerator:
             width = getattr(model.config, "n_embd", None)
             if width is not None and width < 256 and "precision" not in given:
                 tc.precision = "fp32"  # narrow transformers: bf16 autocast measured no faster, and a little worse
-            if getattr(model.config, "bidirectional", False) and "seq_len" not in given:
+            if getattr(model.config, "window", None) and getattr(model.config, "bidirectional", False) and "seq_len" not in given:
                 tc.seq_len = model.config.window  # every position re-reads its window: keep training windows short
             if context is not None:
                 if "seq_len" not in given:
@@ -174,17 +223,30 @@ class TextGenerator:
                            "documents": len(corpus.documents), "chars": corpus.n_chars, "sha256": corpus.fingerprint()},
                 "parameters": model.num_parameters(), "xuxie_version": __version__,
             }
+            if corpus.mode == "pairs":
+                run_info["corpus"]["pairs_from"] = corpus.pairs_from
+                if mode == "continuation":
+                    run_info["corpus"].update(unit=unit, sentences=sentences)
             if labels:
                 run_info["labels"] = labels
                 run_info["corpus"]["label_column"] = label_column
                 run_info["corpus"]["text_column"] = text_column
+        if (corpus.mode == "pairs") != (arch in ENCODER_DECODER):
+            raise XuxieError(f"architecture '{arch}' cannot train on a {corpus.mode} corpus; " +
+                             ("use --arch seq2seq for source→target pairs" if corpus.mode == "pairs" else "seq2seq needs --mode pairs or continuation"))
         train_part, val_part = corpus.split(tc.val_fraction)
-        label_ids = {lab: tok.vocab_size + i for i, lab in enumerate(run_info.get("labels", []))}
-        # 10% of labelled documents are trained without their label, so unlabelled generation works.
-        train_ids = encode_corpus(train_part, tok, label_ids, label_dropout=0.1 if label_ids else 0.0, seed=tc.seed)
-        val_ids = encode_corpus(val_part, tok, label_ids) if val_part.documents else None
-        val_chars = sum(len(d) + (1 if corpus.mode == "lines" else 0) for d in val_part.documents)
-        check_window(len(train_ids), tc.seq_len)
+        if corpus.mode == "pairs":
+            cfg = model.config
+            train_ids: Any = encode_pairs(train_part, tok, cfg.max_source_len, cfg.max_target_len)
+            val_ids: Any = encode_pairs(val_part, tok, cfg.max_source_len, cfg.max_target_len) if val_part.documents else None
+            val_chars = val_ids.target_chars if val_ids is not None else 0
+        else:
+            label_ids = {lab: tok.vocab_size + i for i, lab in enumerate(run_info.get("labels", []))}
+            # 10% of labelled documents are trained without their label, so unlabelled generation works.
+            train_ids = encode_corpus(train_part, tok, label_ids, label_dropout=0.1 if label_ids else 0.0, seed=tc.seed)
+            val_ids = encode_corpus(val_part, tok, label_ids) if val_part.documents else None
+            val_chars = sum(len(d) + (1 if corpus.mode == "lines" else 0) for d in val_part.documents)
+            check_window(len(train_ids), tc.seq_len)
         if not resume:  # every input is checked: only now touch the output directory
             if overwrite and out_dir.exists():
                 for name in (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.LAST, ckpt.TRAINER_STATE, ckpt.LOG, ckpt.SAMPLES, ckpt.TOKENIZER):
@@ -203,17 +265,21 @@ class TextGenerator:
         return cls.load(out_dir, dev)
 
     @staticmethod
-    def _read(source, mode: str, encoding: str | None) -> Corpus:
+    def _read(source, mode: str, encoding: str | None, unit: str = "paragraph", sentences: int = 3) -> Corpus:
         if isinstance(source, Corpus):
+            if mode == "continuation" and source.mode != "pairs":
+                return continuation_pairs(source, unit, sentences)
             return source
         if isinstance(source, (list, tuple)):
-            return read_corpus(list(source), mode, encoding)
+            return read_corpus(list(source), mode, encoding, unit=unit, sentences=sentences)
         if isinstance(source, Path) or _looks_like_path(str(source)):
             s = str(source)
             from .corpus import NAMED_CORPORA
 
             if Path(s).exists() or s in NAMED_CORPORA or isinstance(source, Path) or _PATHLIKE.fullmatch(s):
-                return read_corpus(s, mode, encoding)
+                return read_corpus(s, mode, encoding, unit=unit, sentences=sentences)
+        if mode == "continuation":
+            return continuation_pairs(corpus_from_text(str(source), "text"), unit, sentences)
         return corpus_from_text(str(source), mode)
 
     @staticmethod
@@ -232,7 +298,30 @@ class TextGenerator:
         return GenerationConfig(stop=tuple(stop), **{k: v for k, v in kw.items() if v is not None}).validate()
 
     def _eos(self) -> int | None:
-        return self.tokenizer.eos_id if self.mode == "lines" else None
+        return self.tokenizer.eos_id if self.mode in ("lines", "pairs") else None
+
+    @property
+    def is_seq2seq(self) -> bool:
+        """True for encoder–decoder models: they answer an input rather than continue a prompt."""
+        return bool(getattr(self.model, "is_encoder_decoder", False))
+
+    def _default_length(self) -> int:
+        if self.is_seq2seq:
+            return int(self.model.config.max_target_len)
+        return 500 if self.mode == "lines" else 200
+
+    def _source_ids(self, text: str, truncate: bool = False) -> list[int]:
+        """Token ids of an encoder–decoder's input, checked against what the model can read."""
+        if not text.strip():
+            raise XuxieError("a seq2seq model answers an input: give some text (--text, --input or --prompt)")
+        ids = prompt_ids_for(self.tokenizer, text, "pairs")
+        limit = int(self.model.config.max_source_len)
+        if len(ids) > limit:
+            if not truncate:
+                raise XuxieError(f"the input is {len(ids)} tokens long; this model reads at most {limit} (its --max-source-len): "
+                                 "shorten it, or pass --truncate to keep its last {limit} tokens".replace("{limit}", str(limit)))
+            ids = ids[-limit:]
+        return ids
 
     def generate(self, n: int = 1, prompt: str = "", *, temperature: float | Sequence[float] = 1.0, top_k: int = 0, top_p: float = 1.0,
                  max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
@@ -268,16 +357,18 @@ class TextGenerator:
             return result
         temperature = temps[0]
         cfg = self._gen_config(temperature=temperature, top_k=top_k, top_p=top_p,
-                               max_new_tokens=max_new_tokens if max_new_tokens is not None else (500 if self.mode == "lines" else 200),
+                               max_new_tokens=max_new_tokens if max_new_tokens is not None else self._default_length(),
                                repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                                num_beams=num_beams, length_penalty=length_penalty, stop=stop, seed=seed)
         ids = self._prompt_ids(prompt, context)
         texts = generate_texts(self.model, self.tokenizer, ids, cfg, n, self._eos(), self._suppress())
+        if self.is_seq2seq:  # the prompt is the input answered, not the start of the text
+            return texts
         return [prompt + t for t in texts] if include_prompt else texts
 
     def stream(self, prompt: str = "", **kwargs: Any) -> Iterator[str]:
         """One generation as an iterator of text pieces (the prompt is not repeated)."""
-        kwargs.setdefault("max_new_tokens", 500 if self.mode == "lines" else 200)
+        kwargs.setdefault("max_new_tokens", self._default_length())
         if "temperature" in kwargs:
             temps = temperature_list(kwargs["temperature"])
             if len(temps) > 1:
@@ -294,7 +385,11 @@ class TextGenerator:
         """The context labels the model was trained with (empty when none)."""
         return list(self.config.get("labels", []))
 
-    def _prompt_ids(self, prompt: str, context: str | None) -> list[int]:
+    def _prompt_ids(self, prompt: str, context: str | None, truncate: bool = False) -> list[int]:
+        if self.is_seq2seq:
+            if context is not None:
+                raise XuxieError("context labels are for language models trained with --label-column; drop --context")
+            return self._source_ids(prompt, truncate)
         ids = prompt_ids_for(self.tokenizer, prompt, self.mode)
         if context is None:
             return ids
@@ -309,10 +404,158 @@ class TextGenerator:
     def _suppress(self) -> list[int]:
         return suppressed_ids(self.tokenizer, self.mode)  # decoding adds the input-only label ids
 
+    # -- continuation ------------------------------------------------------------------------
+    def continue_text(self, text: str, paragraphs: int = 1, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                      max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+                      num_beams: int = 1, length_penalty: float = 1.0, seed: int | None = None, truncate: bool = False,
+                      stop: str | Sequence[str] | None = None) -> str:
+        """What comes after ``text`` (without ``text``), ``paragraphs`` paragraphs of it.
+
+        A seq2seq model answers ``text`` with the next paragraph; for ``paragraphs > 1`` each
+        answer becomes the next input (paragraphs are joined by line breaks). A language model
+        continues ``text`` until it has written ``paragraphs`` paragraphs (a paragraph ends at a
+        line break after some text), or ``max_new_tokens`` per paragraph. ``truncate`` lets a
+        seq2seq model read only the end of an input longer than it can take.
+        """
+        steps = self.continue_paragraphs(text, paragraphs, temperature=temperature, top_k=top_k, top_p=top_p,
+                                         max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
+                                         no_repeat_ngram_size=no_repeat_ngram_size, num_beams=num_beams,
+                                         length_penalty=length_penalty, seed=seed, truncate=truncate, stop=stop)
+        return "\n".join(answer for _, answer in steps)
+
+    def continue_paragraphs(self, text: str, paragraphs: int = 1, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                            max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+                            num_beams: int = 1, length_penalty: float = 1.0, seed: int | None = None, truncate: bool = False,
+                            stop: str | Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """:meth:`continue_text` step by step: (input, written) per paragraph for a seq2seq model
+        (paragraph ``k`` uses the seed ``seed + k``); one (text, continuation) for a language model."""
+        if paragraphs < 1:
+            raise XuxieError(f"--paragraphs must be at least 1, got {paragraphs}")
+        kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
+                  no_repeat_ngram_size=no_repeat_ngram_size, num_beams=num_beams, length_penalty=length_penalty, stop=stop)
+        per = max_new_tokens if max_new_tokens is not None else self._default_length()
+        if self.is_seq2seq:
+            cfg = self._gen_config(max_new_tokens=per, seed=seed, **kw)
+            out: list[tuple[str, str]] = []
+            source = text
+            for k in range(paragraphs):
+                cfg.seed = None if seed is None else seed + k
+                ids = self._source_ids(source, truncate=truncate or k > 0)
+                answer = generate_texts(self.model, self.tokenizer, ids, cfg, 1, self._eos(), self._suppress())[0]
+                out.append((source, answer))
+                if not answer.strip():
+                    break
+                source = answer
+            return out
+        if not text:
+            raise XuxieError("give some text to continue")
+        cfg = self._gen_config(max_new_tokens=per * paragraphs, seed=seed, **kw)
+        ids = self._prompt_ids(text, None)
+        if num_beams > 1:
+            written = generate_texts(self.model, self.tokenizer, ids, cfg, 1, self._eos(), self._suppress())[0]
+        else:
+            written = ""
+            for piece in stream_text(self.model, self.tokenizer, ids, cfg, self._eos(), self._suppress()):
+                written += piece
+                if _paragraphs_done(text, written) >= paragraphs:
+                    break
+        return [(text, _cut_paragraphs(text, written, paragraphs))]
+
+    def nbest(self, source: str, n: int = 5, *, num_beams: int | None = None, length_penalty: float = 1.0,
+              max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+              truncate: bool = False) -> list[tuple[str, float, float]]:
+        """The ``n`` best answers of beam search (``num_beams`` ≥ n, default n) as
+        (text, log-probability, length-normalised score), best first."""
+        from .decoding import TextAssembler, beam_search, constraint_processors
+
+        beams = num_beams or n
+        if n < 1 or beams < n:
+            raise XuxieError(f"the n-best list needs 1 ≤ n ≤ num_beams (got n={n}, num_beams={beams})")
+        cfg = self._gen_config(num_beams=beams, temperature=0, length_penalty=length_penalty, repetition_penalty=repetition_penalty,
+                               no_repeat_ngram_size=no_repeat_ngram_size,
+                               max_new_tokens=max_new_tokens if max_new_tokens is not None else self._default_length())
+        ids = self._prompt_ids(source, None, truncate)
+        suppress = [*self._suppress(), *range(self.tokenizer.vocab_size, self.model.config.vocab_size)]
+        hyps = beam_search(self.model, ids, cfg, self._eos(), suppress, constraint_processors(self.tokenizer, self.model.device))
+        result = []
+        for h in hyps[:n]:
+            a = TextAssembler(self.tokenizer)
+            for tok in h.tokens:
+                a.push(tok)
+            a.finish()
+            result.append((a.text, h.logprob, h.score))
+        return result
+
+    def attention(self, source: str, answer: str, truncate: bool = False) -> tuple[Any, list[str], list[str]]:
+        """Attention weights (answer tokens × source tokens) of a seq2seq model writing ``answer``
+        for ``source``, with the token strings of both (``<eos>`` ends a finished answer)."""
+        if not self.is_seq2seq:
+            raise XuxieError("attention weights come from a seq2seq model; this one is a language model (train with --arch seq2seq)")
+        src = self._source_ids(source, truncate)
+        tgt = self.tokenizer.encode(answer)[: int(self.model.config.max_target_len)]
+        if len(tgt) < int(self.model.config.max_target_len):
+            tgt.append(self.tokenizer.eos_id)
+        dev = self.model.device
+        with torch.inference_mode():
+            weights = self.model.attention_matrix(torch.tensor([src], device=dev), torch.tensor([tgt], device=dev)).float().cpu().numpy()
+        show = lambda i: "<eos>" if i == self.tokenizer.eos_id else self.tokenizer.piece(i)  # noqa: E731
+        return weights, [show(i) for i in src], [show(i) for i in tgt]
+
+    def plot_attention(self, source: str, answer: str, path: str | Path, truncate: bool = False) -> Path:
+        """A heatmap PNG (or .pdf/.svg) of :meth:`attention`; Chinese renders with a CJK font."""
+        from .plotting import plot_attention
+
+        weights, src, tgt = self.attention(source, answer, truncate)
+        return plot_attention(weights, src, tgt, path, title="attention")
+
     # -- evaluation --------------------------------------------------------------------------
+    def read_pairs_for_eval(self, path: str | Path, encoding: str | None = None) -> Corpus:
+        """A pairs file (.tsv/.jsonl), or a plain text turned into pairs as the model was trained."""
+        p = Path(path)
+        if p.suffix.lower() in PAIR_SUFFIXES:
+            return read_pairs(p, encoding)
+        c = self.config.get("corpus", {})
+        return read_corpus(p, "continuation", encoding, unit=c.get("unit", "paragraph"), sentences=c.get("sentences", 3))
+
+    def evaluate_pairs(self, pairs: Corpus | str | Path, *, max_pairs: int | None = 200, decode: bool = True,
+                       num_beams: int = 1, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = 0,
+                       length_penalty: float = 1.0) -> dict[str, Any]:
+        """A seq2seq model on source→target pairs: teacher-forced loss and perplexity over all
+        pairs; BLEU and chrF (sacrebleu, character-level for Chinese) of its answers to the
+        first ``max_pairs`` sources (greedy by default) against their targets."""
+        if not self.is_seq2seq:
+            raise XuxieError("pairs evaluation is for seq2seq models; score a language model on plain text (xuxie evaluate MODEL FILE.txt)")
+        corpus = pairs if isinstance(pairs, Corpus) else self.read_pairs_for_eval(pairs)
+        if corpus.mode != "pairs" or not corpus.targets:
+            raise XuxieError("give source→target pairs to evaluate a seq2seq model on")
+        from .training import pair_loss
+
+        cfg = self.model.config
+        data: PairData = encode_pairs(corpus, self.tokenizer, cfg.max_source_len, cfg.max_target_len)
+        r = pair_loss(self.model, data)
+        result: dict[str, Any] = {"pairs": len(data), "loss": r["loss"], "perplexity": r["ppl"], "tokens": r["tokens"],
+                                  "bits_per_char": r["loss"] * r["tokens"] / LN2 / max(data.target_chars or 1, 1),
+                                  "truncated_sources": data.truncated_sources, "truncated_targets": data.truncated_targets}
+        if decode:
+            from .scoring import bleu_chrf
+
+            k = len(corpus.documents) if max_pairs is None else min(max_pairs, len(corpus.documents))
+            gen = self._gen_config(temperature=temperature, top_p=top_p, num_beams=num_beams, length_penalty=length_penalty,
+                                   max_new_tokens=self._default_length(), seed=seed)
+            hyps = []
+            for i in range(k):
+                gen.seed = None if seed is None else seed + i
+                ids = [int(t) for t in data.src[i, :data.src_len[i]]]
+                hyps.append(generate_texts(self.model, self.tokenizer, ids, gen, 1, self._eos(), self._suppress())[0])
+            scores = bleu_chrf(hyps, list(corpus.targets[:k]))
+            result.update(decoded=k, bleu=scores["bleu"], chrf=scores["chrf"], bleu_tokenize=scores["tokenize"], hypotheses=hyps)
+        return result
+
     @torch.no_grad()
     def evaluate(self, text: str) -> dict[str, float]:
         """Loss (nats/token), perplexity and bits per character of ``text`` under the model."""
+        if self.is_seq2seq:
+            raise XuxieError("a seq2seq model is scored on source→target pairs: use evaluate_pairs (CLI: xuxie evaluate MODEL pairs.tsv)")
         corpus = corpus_from_text(text, self.mode)
         unknown = self.tokenizer.unknown_chars(corpus.text)
         from .data import eval_streams

@@ -68,6 +68,10 @@ Examples:
 
     xuxie train --out runs/hlm --resume --time 10      # continue an interrupted or finished run
 
+    xuxie train hongloumeng --arch seq2seq --out runs/hlm-s2s --time 10   # each paragraph → the next
+
+    xuxie train posts.tsv --arch seq2seq --out runs/replies               # source<TAB>target lines
+
 Writes the model directory (config.json, tokenizer.json, model.safetensors, last.safetensors,
 trainer_state.pt, log.jsonl, samples.md). Ctrl-C saves a checkpoint; --resume continues it.
 """
@@ -78,9 +82,11 @@ trainer_state.pt, log.jsonl, samples.md). Ctrl-C saves a checkpoint; --resume co
 def train(
     corpus: Annotated[list[str] | None, typer.Argument(help="File(s), folder(s) or a named corpus. Optional with --resume.", show_default=False)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory to write (default: runs/<corpus name>).")] = None,
-    arch: Annotated[str, typer.Option(help="Architecture: lstm, gru, rnn, attention-rnn (textgenrnn) or transformer.")] = "lstm",
+    arch: Annotated[str, typer.Option(help="Architecture: lstm, gru, rnn, attention-rnn (textgenrnn), transformer, or seq2seq (encoder–decoder with attention).")] = "lstm",
     tokenizer: Annotated[str, typer.Option(help="Tokenizer: char, word (jieba for Chinese) or bpe (byte-level subwords).")] = "char",
-    mode: Annotated[str, typer.Option(help="text: one continuous text; lines: every line is a document.")] = "text",
+    mode: Annotated[str | None, typer.Option(help="text: one continuous text (default); lines: every line is a document; seq2seq: pairs (source<TAB>target .tsv or .jsonl) or continuation (plain text, each unit → the next; default for non-.tsv/.jsonl files).")] = None,
+    unit: Annotated[str, typer.Option(help="--mode continuation: paragraph, or sentences (see --sentences).")] = "paragraph",
+    sentences: Annotated[int, typer.Option(help="--mode continuation --unit sentences: sentences per unit.")] = 3,
     encoding: Annotated[str | None, typer.Option(help="Force the file encoding (detected by default).")] = None,
     label_column: Annotated[str | None, typer.Option(help="CSV/TSV/JSONL corpus: the column with each row's context label.")] = None,
     text_column: Annotated[str, typer.Option(help="CSV/TSV/JSONL corpus: the column with the text.")] = "text",
@@ -96,7 +102,13 @@ def train(
     context: Annotated[int | None, typer.Option(help="Transformer context (attention window) in tokens.")] = None,
     positions: Annotated[str | None, typer.Option(help="Transformer positions: rotary (default) or learned.")] = None,
     window: Annotated[int | None, typer.Option(help="attention-rnn: tokens its attention pools over (default 40).")] = None,
-    bidirectional: Annotated[bool, typer.Option("--bidirectional", help="attention-rnn: bidirectional LSTMs re-reading each window (textgenrnn's option; slower).")] = False,
+    bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--unidirectional", help="attention-rnn: bidirectional LSTMs re-reading each window (textgenrnn's option; slower; off by default). seq2seq: the encoder (on by default).", show_default=False)] = None,
+    cell: Annotated[str | None, typer.Option(help="seq2seq: lstm (default) or gru.")] = None,
+    attention: Annotated[str | None, typer.Option(help="seq2seq attention: general (Luong, default), dot (Luong) or additive (Bahdanau).")] = None,
+    input_feeding: Annotated[bool | None, typer.Option("--input-feeding/--no-input-feeding", help="seq2seq: feed each attentional vector into the next decoder step (default on).", show_default=False)] = None,
+    teacher_forcing: Annotated[float | None, typer.Option(help="seq2seq: share of training steps given the true previous token (default 1; lower = scheduled sampling).")] = None,
+    max_source_len: Annotated[int | None, typer.Option(help="seq2seq: input tokens the model reads (default 256; longer inputs keep their end).")] = None,
+    max_target_len: Annotated[int | None, typer.Option(help="seq2seq: tokens per answer, <eos> included (default 256; longer targets are cut).")] = None,
     embed_dim: Annotated[int | None, typer.Option(help="Embedding size (default: the hidden size).")] = None,
     dropout: Annotated[float | None, typer.Option(help="Dropout (default 0).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
@@ -129,19 +141,30 @@ def train(
             raise XuxieError(f"{out_dir} does not record its corpus; give it again: xuxie train CORPUS --out {out_dir} --resume")
     if out_dir is None:
         out_dir = Path("runs") / Path(corpus[0]).stem
+    s2s_only = {"--cell": cell, "--attention": attention, "--input-feeding": input_feeding, "--teacher-forcing": teacher_forcing,
+                "--max-source-len": max_source_len, "--max-target-len": max_target_len}
+    if arch != "seq2seq" and any(v is not None for v in s2s_only.values()):
+        given = ", ".join(k for k, v in s2s_only.items() if v is not None)
+        raise XuxieError(f"{given}: seq2seq options; add --arch seq2seq")
     if arch == "transformer":
         if embed_dim is not None:
             raise XuxieError("--embed-dim is for RNNs; a transformer's embedding is its width (--hidden-size)")
         model_options = {"preset": preset, "n_layer": layers, "n_head": heads, "n_embd": hidden_size,
                          "context": context, "positions": positions, "dropout": dropout}
+    elif arch == "seq2seq":
+        if any(v is not None for v in (preset, heads, context, positions, window)) or tie_weights:
+            raise XuxieError("--preset, --heads, --context, --positions, --window and --tie-weights do not apply to seq2seq")
+        model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim, "dropout": dropout,
+                         "bidirectional": bidirectional, "cell": cell, "attention": attention, "input_feeding": input_feeding,
+                         "teacher_forcing": teacher_forcing, "max_source_len": max_source_len, "max_target_len": max_target_len}
     elif arch == "attention-rnn":
         if any(v is not None for v in (preset, heads, context, positions)) or tie_weights:
             raise XuxieError("--preset, --heads, --context, --positions and --tie-weights do not apply to attention-rnn")
         model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
-                         "window": window, "dropout": dropout, "bidirectional": bidirectional or None}
+                         "window": window, "dropout": dropout, "bidirectional": bidirectional}
     else:
-        if window is not None or bidirectional:
-            raise XuxieError("--window and --bidirectional are attention-rnn options; add --arch attention-rnn")
+        if window is not None or bidirectional is not None:
+            raise XuxieError("--window and --bidirectional are attention-rnn/seq2seq options; add --arch attention-rnn or --arch seq2seq")
         if any(v is not None for v in (preset, heads, context, positions)):
             raise XuxieError("--preset, --heads, --context and --positions are transformer options; add --arch transformer")
         model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
@@ -152,7 +175,7 @@ def train(
                      "preview_length": preview_length}
     err.print(f"[bold]xuxie train[/] {escape(' '.join(corpus))} → {escape(str(out_dir))}")
     tg = TextGenerator.train(
-        list(corpus), arch=arch, tokenizer=tokenizer, out=out_dir, mode=mode,
+        list(corpus), arch=arch, tokenizer=tokenizer, out=out_dir, mode=mode, unit=unit, sentences=sentences,
         label_column=label_column, text_column=text_column,
         encoding=encoding, epochs=epochs, steps=steps, time=time, resume=resume, overwrite=overwrite,
         device=device, min_freq=min_freq, max_vocab=max_vocab, vocab_size=vocab_size, model_options=model_options,
@@ -164,7 +187,10 @@ def train(
         if r.get(key) is not None:
             table.add_row(key.replace("_", " "), f"{r[key]:,}" if isinstance(r[key], int) else str(r[key]))
     err.print(table)
-    err.print(f"generate with: xuxie generate {escape(str(out_dir))} --prompt \"…\"")
+    if tg.is_seq2seq:
+        err.print(f"continue a text with: xuxie continue {escape(str(out_dir))} --text \"…\"  (or --input FILE)")
+    else:
+        err.print(f"generate with: xuxie generate {escape(str(out_dir))} --prompt \"…\"")
 
 
 # --------------------------------------------------------------------------- generate
@@ -219,8 +245,9 @@ def generate(
               num_beams=num_beams, length_penalty=length_penalty, stop=stop, seed=seed, context=context)
     if n == 1 and stream and num_beams == 1:
         pieces = tg.stream(prompt, **{**kw, "temperature": temps[0]})
-        sys.stdout.write(prompt)
-        written = [prompt]
+        echo = "" if tg.is_seq2seq else prompt  # a seq2seq model answers the prompt
+        sys.stdout.write(echo)
+        written = [echo]
         for piece in pieces:
             sys.stdout.write(piece)
             sys.stdout.flush()
@@ -244,6 +271,94 @@ def generate(
                     "stop": stop or [], "seed": seed}
         atomic_write_text(to_file, samples_file_text(texts, settings))
         err.print(f"wrote {len(texts)} sample(s) to {escape(str(to_file))}")
+
+
+# --------------------------------------------------------------------------- continue
+CONTINUE_HELP = """Continue a passage: a seq2seq model writes the next paragraph (and, with --paragraphs K,
+feeds each paragraph back in to write the one after); a language model continues the text until
+it has written K paragraphs.
+
+Examples:
+
+    xuxie continue runs/hlm-s2s --input para.txt --num-beams 4 --temperature 0
+
+    xuxie continue runs/hlm-s2s --text "宝玉听了，忙起身。" --paragraphs 3 --temperature 0.7 --seed 1
+
+    xuxie continue runs/hlm-s2s --input para.txt --plot-attention attention.png
+
+    xuxie continue runs/replies --text "any good books?" --num-beams 8 --n-best 5
+
+    xuxie continue runs/shakespeare --text "ROMEO: " --paragraphs 2      # any model works
+"""
+
+
+@app.command("continue", help=CONTINUE_HELP)
+@_friendly
+def continue_(
+    model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train'.", show_default=False)],
+    input_file: Annotated[Path | None, typer.Option("--input", "-i", help="File with the passage to continue.")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="The passage to continue.")] = None,
+    paragraphs: Annotated[int, typer.Option("--paragraphs", "-k", help="Paragraphs to write.")] = 1,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="0: greedy; lower is safer, higher is wilder.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Sample from the k most likely tokens (0: off).")] = 0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling (1: off).")] = 1.0,
+    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens per paragraph (seq2seq default: its --max-target-len; else 200).")] = None,
+    repetition_penalty: Annotated[float, typer.Option(help=">1 discourages repeating tokens (1: off).")] = 1.0,
+    no_repeat_ngram: Annotated[int, typer.Option(help="Never repeat an n-gram of this size (0: off).")] = 0,
+    num_beams: Annotated[int, typer.Option(help="Beam search with this many beams (1: off).")] = 1,
+    length_penalty: Annotated[float, typer.Option(help="Beam search: >0 favours longer, <0 shorter answers.")] = 1.0,
+    n_best: Annotated[int, typer.Option("--n-best", help="Beam search: print the N best answers with their scores (seq2seq).")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
+    truncate: Annotated[bool, typer.Option("--truncate", help="seq2seq: read only the end of an input longer than the model takes.")] = False,
+    plot_attention: Annotated[Path | None, typer.Option("--plot-attention", help="seq2seq: write a heatmap of the attention weights (PNG/PDF/SVG; one per paragraph: NAME-2.png …).")] = None,
+    encoding: Annotated[str | None, typer.Option(help="Force the --input file's encoding.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+) -> None:
+    from .api import TextGenerator, temperature_list
+    from .decoding import GenerationConfig
+
+    if (input_file is None) == (text is None):
+        raise XuxieError("give the passage to continue with --input FILE or --text \"…\" (one of them)")
+    temperature = temperature_list(temperature)[0]
+    GenerationConfig(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens or 0,
+                     repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram, num_beams=num_beams).validate()
+    if paragraphs < 1:
+        raise XuxieError(f"--paragraphs must be at least 1, got {paragraphs}")
+    if n_best < 0 or (n_best > 1 and n_best > num_beams):
+        raise XuxieError(f"--n-best {n_best} needs at least as many beams: add --num-beams {max(n_best, 2)}")
+    if input_file is not None:
+        from .corpus import read_text_file
+
+        if not input_file.is_file():
+            raise XuxieError(f"input file {input_file} does not exist; give a file with the passage to continue")
+        text, _ = read_text_file(input_file, encoding)
+        text = text.strip("\n")
+    assert text is not None
+    if not text.strip():
+        raise XuxieError("the passage to continue is empty; give some text")
+    tg = TextGenerator.load(model_dir, device)
+    if (plot_attention is not None or n_best > 1) and not tg.is_seq2seq:
+        raise XuxieError("--plot-attention and --n-best are for seq2seq models; this one is a language model")
+    kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
+              no_repeat_ngram_size=no_repeat_ngram, num_beams=num_beams, length_penalty=length_penalty, seed=seed, truncate=truncate)
+    if n_best > 1:
+        table = Table(title=f"{n_best} best of {num_beams} beams", show_lines=True)
+        table.add_column("#")
+        table.add_column("score", justify="right")
+        table.add_column("log p", justify="right")
+        table.add_column("answer")
+        for i, (answer, logprob, score) in enumerate(tg.nbest(text, n_best, **{k: v for k, v in kw.items() if k not in ("temperature", "top_k", "top_p", "seed")}), 1):
+            table.add_row(str(i), f"{score:.3f}", f"{logprob:.2f}", escape(answer))
+        out.print(table)
+        return
+    steps = tg.continue_paragraphs(text, paragraphs, **kw)
+    sys.stdout.write("\n".join(answer for _, answer in steps) + "\n")
+    sys.stdout.flush()
+    if plot_attention is not None:
+        for k, (source, answer) in enumerate(steps, 1):
+            path = plot_attention if k == 1 else plot_attention.with_name(f"{plot_attention.stem}-{k}{plot_attention.suffix or '.png'}")
+            written = tg.plot_attention(source, answer, path, truncate=True)
+            err.print(f"wrote attention heatmap {escape(str(written))}")
 
 
 # --------------------------------------------------------------------------- write
@@ -281,21 +396,60 @@ def write(
 
 
 # --------------------------------------------------------------------------- evaluate / info
-@app.command(help="Loss, perplexity and bits per character of a text under a model.\n\nExample:\n\n    xuxie evaluate runs/shakespeare heldout.txt")
+EVALUATE_HELP = """Score a model on held-out text: loss, perplexity and bits per character.
+
+A seq2seq model is scored on source→target pairs (a .tsv/.jsonl file, or a plain text paired
+paragraph by paragraph as in training): loss and perplexity of the targets, and BLEU and chrF
+(sacrebleu; character-level for Chinese) of its answers — greedy by default — against them.
+
+Examples:
+
+    xuxie evaluate runs/shakespeare heldout.txt
+
+    xuxie evaluate runs/replies test.tsv --max-pairs 500 --num-beams 4
+"""
+
+
+@app.command(help=EVALUATE_HELP)
 @_friendly
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory.", show_default=False)],
-    text_file: Annotated[Path, typer.Argument(help="Text file to score.", show_default=False)],
+    text_file: Annotated[Path, typer.Argument(help="Text (or, for seq2seq, pairs) file to score.", show_default=False)],
     encoding: Annotated[str | None, typer.Option(help="Force the file encoding.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    max_pairs: Annotated[int, typer.Option(help="seq2seq: answers to write for BLEU/chrF (0: skip them; loss uses every pair).")] = 200,
+    num_beams: Annotated[int, typer.Option(help="seq2seq: beam search for the answers (1: greedy, or sampling with --temperature).")] = 1,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help="seq2seq answers: 0 greedy (default), >0 sampling.")] = 0.0,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
 ) -> None:
     from .api import TextGenerator
     from .corpus import read_text_file
 
+    if max_pairs < 0:
+        raise XuxieError(f"--max-pairs must be 0 or more, got {max_pairs}")
     tg = TextGenerator.load(model_dir, device)
     if not text_file.is_file():
         raise XuxieError(f"text file {text_file} does not exist; give a file to score")
+    if tg.is_seq2seq:
+        r = tg.evaluate_pairs(tg.read_pairs_for_eval(text_file, encoding), max_pairs=max_pairs, decode=max_pairs > 0,
+                              num_beams=num_beams, temperature=temperature)
+        r.pop("hypotheses", None)
+        if as_json:
+            out.print_json(json.dumps(r, ensure_ascii=False))
+            return
+        table = Table(title=f"{text_file} under {model_dir}", show_header=False)
+        table.add_row("pairs", f"{r['pairs']:,}")
+        table.add_row("loss (nats/token)", f"{r['loss']:.4f}")
+        table.add_row("perplexity", f"{r['perplexity']:.2f}")
+        table.add_row("bits per character", f"{r['bits_per_char']:.4f}")
+        if "bleu" in r:
+            how = f"beam {num_beams}" if num_beams > 1 else ("greedy" if temperature == 0 else f"sampled at T={temperature}")
+            table.add_row(f"BLEU ({how}, {r['decoded']} answers, tokenize {r['bleu_tokenize']})", f"{r['bleu']:.2f}")
+            table.add_row("chrF", f"{r['chrf']:.2f}")
+        if r["truncated_sources"] or r["truncated_targets"]:
+            table.add_row("cut to the model's lengths", f"{r['truncated_sources']} sources, {r['truncated_targets']} targets")
+        out.print(table)
+        return
     text, _ = read_text_file(text_file, encoding)
     if not text.strip():
         raise XuxieError(f"{text_file} is empty; give a file with text in it")

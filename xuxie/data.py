@@ -88,3 +88,106 @@ def eval_streams(ids: np.ndarray, seq_len: int, n_streams: int = 16, max_tokens:
     for s in range(0, per, seq_len):
         e = min(s + seq_len, per)
         yield grid[:, s:e], grid[:, s + 1:e + 1]
+
+
+# --------------------------------------------------------------------------- source/target pairs
+class PairData:
+    """Encoded source→target pairs, padded into two matrices (no per-batch Python objects).
+
+    Sources keep their *last* ``max_source_len`` tokens (the end of a paragraph is what the next
+    one follows from). Targets are ``<bos> target <eos>``; a target longer than
+    ``max_target_len - 1`` tokens keeps its first ``max_target_len`` tokens and has no ``<eos>``
+    (the model learns it is cut, not ended).
+    """
+
+    def __init__(self, sources: list[np.ndarray], targets: list[np.ndarray], max_source_len: int, max_target_len: int,
+                 target_chars: int | None = None):
+        if not sources:
+            raise XuxieError("there are no source→target pairs to train on")
+        src = [s[-max_source_len:] for s in sources]
+        tgt = [np.concatenate([[BOS], t, [EOS]]) if len(t) < max_target_len else np.concatenate([[BOS], t[:max_target_len]])
+               for t in targets]
+        self.src_len = np.array([len(s) for s in src], dtype=np.int64)
+        self.tgt_len = np.array([len(t) for t in tgt], dtype=np.int64)  # including <bos>
+        if (self.src_len == 0).any():
+            raise XuxieError("a source encodes to no tokens; every pair needs a non-empty source")
+        self.src = np.zeros((len(src), int(self.src_len.max())), dtype=np.int64)  # PAD = 0
+        self.tgt = np.zeros((len(tgt), int(self.tgt_len.max())), dtype=np.int64)
+        for i, (s, t) in enumerate(zip(src, tgt)):
+            self.src[i, :len(s)] = s
+            self.tgt[i, :len(t)] = t
+        self.truncated_sources = int(sum(len(a) > max_source_len for a in sources))
+        self.truncated_targets = int(sum(len(a) >= max_target_len for a in targets))
+        self.target_chars = target_chars
+
+    def __len__(self) -> int:
+        return len(self.src_len)
+
+    @property
+    def target_tokens(self) -> int:
+        """Predicted tokens (everything after ``<bos>``)."""
+        return int((self.tgt_len - 1).sum())
+
+    def batch(self, index: np.ndarray, device: torch.device) -> PairBatch:
+        s_max, t_max = int(self.src_len[index].max()), int(self.tgt_len[index].max())
+        src = torch.from_numpy(self.src[index, :s_max])
+        tgt = torch.from_numpy(self.tgt[index, :t_max])
+        src_len = torch.from_numpy(self.src_len[index])
+        if device.type != "cpu":
+            src, tgt = src.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
+        return PairBatch(src, src_len, tgt[:, :-1], tgt[:, 1:])
+
+    def ordered_batches(self, batch_size: int, device: torch.device, max_tokens: int | None = None) -> Iterator[PairBatch]:
+        """Every pair once, in batches of similar length (evaluation)."""
+        idx = np.arange(len(self))
+        if max_tokens is not None:  # the first pairs holding about max_tokens target tokens
+            idx = idx[: max(1, int(np.searchsorted(np.cumsum(self.tgt_len - 1), max_tokens, side="right")))]
+        order = idx[np.lexsort((self.src_len[idx], self.tgt_len[idx]))]
+        for i in range(0, len(order), batch_size):
+            yield self.batch(order[i:i + batch_size], device)
+
+
+class PairBatch(tuple):
+    """(src, src_len, tgt_in, tgt_out): padded with PAD = 0, which the loss ignores."""
+
+    __slots__ = ()
+
+    def __new__(cls, src, src_len, tgt_in, tgt_out):
+        return tuple.__new__(cls, (src, src_len, tgt_in, tgt_out))
+
+    src = property(lambda self: self[0])
+    src_len = property(lambda self: self[1])
+    tgt_in = property(lambda self: self[2])
+    tgt_out = property(lambda self: self[3])
+
+
+class PairBatches:
+    """Random batches of pairs of similar length: a random run of ``batch_size`` neighbours in
+    the pairs sorted by length (with noise), so little of a batch is padding."""
+
+    def __init__(self, data: PairData, batch_size: int, device: torch.device | str = "cpu", seed: int = 0):
+        self.data = data
+        self.batch_size = min(batch_size, len(data))
+        self.device = torch.device(device)
+        noise = np.random.default_rng(seed).random(len(data))
+        self.order = np.lexsort((noise, data.src_len // 8, data.tgt_len // 4))
+
+    @property
+    def tokens_per_batch(self) -> int:
+        return max(1, round(self.data.target_tokens / len(self.data) * self.batch_size))
+
+    def steps_per_epoch(self) -> int:
+        return max(1, len(self.data) // self.batch_size)
+
+    def sample(self, generator: torch.Generator) -> PairBatch:
+        start = int(torch.randint(0, len(self.data) - self.batch_size + 1, (1,), generator=generator))
+        return self.data.batch(self.order[start:start + self.batch_size], self.device)
+
+
+def encode_pairs(corpus: Corpus, tokenizer: Tokenizer, max_source_len: int, max_target_len: int) -> PairData:
+    """A ``pairs`` corpus as :class:`PairData`."""
+    if corpus.mode != "pairs" or corpus.targets is None:
+        raise XuxieError("a seq2seq model trains on source→target pairs: use --mode pairs (a .tsv/.jsonl file) or --mode continuation (a plain text)")
+    sources = [tokenizer.encode_array(s).astype(np.int64) for s in corpus.documents]
+    targets = [tokenizer.encode_array(t).astype(np.int64) for t in corpus.targets]
+    return PairData(sources, targets, max_source_len, max_target_len, target_chars=sum(len(t) + 1 for t in corpus.targets))

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from .errors import XuxieError
-from .tokenizers import SPECIALS
+from .tokenizers import BOS, SPECIALS
 
 NEG_INF = float("-inf")
 
@@ -275,6 +275,13 @@ def _prefill(model, prompt_ids: Sequence[int], batch: int):
     return logits[:, -1].float().expand(batch, -1).clone(), model.reorder_state(state, index)
 
 
+def _history_prefix(model, prompt_ids: Sequence[int]) -> list[int]:
+    """The tokens processors see before the first new one (repetition penalty, n-gram blocking):
+    the prompt for a language model; for an encoder–decoder only the decoder's own ``<bos>`` (its
+    prompt is the source, which the answer may repeat freely)."""
+    return [BOS] if getattr(model, "is_encoder_decoder", False) else list(prompt_ids)
+
+
 @torch.inference_mode()
 def sample_steps(model, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
                  eos_id: int | None = None, suppress: Sequence[int] = (),
@@ -291,9 +298,10 @@ def sample_steps(model, prompt_ids: Sequence[int], config: GenerationConfig, n: 
     logits, state = _prefill(model, prompt_ids, n)
     procs = [*constraints, *build_processors(config, suppress, sampling=True)]
     gen = _make_generator(device, config.seed) if config.do_sample else None
-    plen = len(prompt_ids)
+    prefix = _history_prefix(model, prompt_ids)
+    plen = len(prefix)
     history = torch.empty(n, plen + config.max_new_tokens, dtype=torch.long, device=device)
-    history[:, :plen] = torch.tensor(list(prompt_ids), dtype=torch.long, device=device)
+    history[:, :plen] = torch.tensor(prefix, dtype=torch.long, device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     for t in range(config.max_new_tokens):
         scores = apply_processors(procs, history[:, :plen + t], logits)
@@ -336,9 +344,10 @@ def beam_search(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_
     device = model.device
     logits, state = _prefill(model, prompt_ids, k)
     procs = [*constraints, *build_processors(config, suppress, sampling=False)]
-    plen = len(prompt_ids)
+    prefix = _history_prefix(model, prompt_ids)
+    plen = len(prefix)
     history = torch.empty(k, plen + config.max_new_tokens, dtype=torch.long, device=device)
-    history[:, :plen] = torch.tensor(list(prompt_ids), dtype=torch.long, device=device)
+    history[:, :plen] = torch.tensor(prefix, dtype=torch.long, device=device)
     beam_logp = torch.full((k,), NEG_INF, device=device)
     beam_logp[0] = 0.0  # all beams start identical: expand only the first
     finished: list[Hypothesis] = []
@@ -400,13 +409,15 @@ def beam_search(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_
 def sequence_logprob(model, prompt_ids: Sequence[int], new_ids: Sequence[int], suppress: Sequence[int] = ()) -> float:
     """Sum of log-probabilities the model gives ``new_ids`` after ``prompt_ids`` (with the
     ``suppress``ed tokens' probability shared out over the rest, as decoding does)."""
-    ids = torch.tensor([list(prompt_ids) + list(new_ids)], dtype=torch.long, device=model.device)
-    logits, _ = model(ids[:, :-1], None)
-    logits = logits[0, len(prompt_ids) - 1:].float()
+    if not new_ids:
+        return 0.0
+    prompt = torch.tensor([list(prompt_ids)], dtype=torch.long, device=model.device)
+    new = torch.tensor([list(new_ids)], dtype=torch.long, device=model.device)
+    logits = model.continuation_logits(prompt, new).float()
     if suppress:
         logits[:, list(suppress)] = NEG_INF
     logp = logits.log_softmax(-1)
-    return float(logp.gather(1, ids[0, len(prompt_ids):, None]).sum())
+    return float(logp.gather(1, new[0, :, None]).sum())
 
 
 # --------------------------------------------------------------------------- prompts
@@ -434,9 +445,10 @@ def prompt_ids_for(tokenizer, prompt: str, mode: str) -> list[int]:
 
 
 def suppressed_ids(tokenizer, mode: str) -> list[int]:
-    """Tokens generation never produces: padding, unknown, begin; end too unless ``lines`` mode."""
+    """Tokens generation never produces: padding, unknown, begin; end too unless the model writes
+    whole documents (``lines``) or answers (``pairs``)."""
     ids = [tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id]
-    if mode != "lines":
+    if mode not in ("lines", "pairs"):
         ids.append(tokenizer.eos_id)
     return ids
 

@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
-from .data import LMBatches, eval_streams
+from .data import LMBatches, PairBatch, PairBatches, PairData, eval_streams
 from .decoding import GenerationConfig, generate_texts, prompt_ids_for, suppressed_ids
 from .errors import XuxieError
 from .fileio import append_text
 from .models import LanguageModel
-from .tokenizers import Tokenizer
+from .tokenizers import PAD, Tokenizer
 
 LN2 = math.log(2)
 SCHEDULES = ("cosine", "plateau", "constant")
@@ -198,6 +198,8 @@ class SamplePreview(Callback):
         samples = trainer.preview(self.temperatures, self.length)
         s = trainer.state
         lines = [f"\n## step {s.step} · {s.elapsed:.0f} s · val loss {metrics.get('val_loss', float('nan')):.4f}\n"]
+        if trainer.preview_input is not None:
+            lines.append(f"\n**input**\n\n```\n{trainer.preview_input}\n```\n")
         for temp, text in samples:
             lines.append(f"\n**temperature {temp}**\n\n```\n{text}\n```\n")
         if trainer.out_dir is not None:
@@ -276,6 +278,28 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return None
 
 
+@torch.no_grad()
+def pair_loss(model: LanguageModel, data: PairData, max_tokens: int | None = None, amp_dtype: torch.dtype | None = None,
+              batch_size: int = 64) -> dict[str, float]:
+    """Teacher-forced loss per target token (``<eos>`` included) of an encoder–decoder over
+    ``data`` (the first pairs holding about ``max_tokens`` target tokens, when given)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    device = model.device
+    try:
+        for batch in data.ordered_batches(batch_size, device, max_tokens):
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                logits = model.forward_pairs(batch.src, batch.src_len, batch.tgt_in)
+            y = batch.tgt_out
+            total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=PAD, reduction="sum").item()
+            count += int((y != PAD).sum())
+    finally:
+        model.train(was_training)
+    loss = total / max(count, 1)
+    return {"loss": loss, "ppl": math.exp(min(loss, 50)), "tokens": count}
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised after Ctrl-C once the last checkpoint is safely written."""
 
@@ -292,10 +316,20 @@ class Trainer:
         self.device = model.device
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.run_info = dict(run_info or {})
-        self.batches = LMBatches(train_ids, config.seq_len, config.batch_size, self.device)
-        self.val_ids = val_ids if val_ids is not None and len(val_ids) > 1 else None
+        #: source→target pairs (an encoder–decoder) rather than one stream of text
+        self.pairs = isinstance(train_ids, PairData)
+        if self.pairs:
+            self.batches = PairBatches(train_ids, config.batch_size, self.device, config.seed)
+            self.val_ids = val_ids if val_ids is not None and len(val_ids) > 0 else None
+            val_tokens = self.val_ids.target_tokens if self.val_ids is not None else 0
+        else:
+            self.batches = LMBatches(train_ids, config.seq_len, config.batch_size, self.device)
+            self.val_ids = val_ids if val_ids is not None and len(val_ids) > 1 else None
+            val_tokens = len(self.val_ids) - 1 if self.val_ids is not None else 0
         # Characters per token of the validation text, for bits per character.
-        self.chars_per_token = (val_chars / max(len(self.val_ids) - 1, 1)) if (val_chars and self.val_ids is not None) else 1.0
+        self.chars_per_token = (val_chars / max(val_tokens, 1)) if (val_chars and self.val_ids is not None) else 1.0
+        #: the input the sample previews answer (encoder–decoder models)
+        self.preview_input: str | None = None
         self.optimizer = self._make_optimizer()
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         self.generator = torch.Generator()
@@ -427,8 +461,22 @@ class Trainer:
         ckpt.write_config(self.out_dir, info)
 
     # -- evaluation --------------------------------------------------------------------------
+    def _logits_targets(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(batch, PairBatch):
+            return self.model.forward_pairs(batch.src, batch.src_len, batch.tgt_in), batch.tgt_out
+        x, y = batch
+        logits, _ = self.model(x, None)
+        return logits, y
+
+    @torch.no_grad()
+    def evaluate_pairs(self, data: PairData, max_tokens: int | None = None, amp: bool = True) -> dict[str, float]:
+        r = pair_loss(self.model, data, max_tokens, self.amp_dtype if amp else None)
+        return {**r, "bpc": r["loss"] * self.chars_per_token / LN2}
+
     @torch.no_grad()
     def evaluate_ids(self, ids: np.ndarray, max_tokens: int | None = None, amp: bool = True) -> dict[str, float]:
+        if isinstance(ids, PairData):
+            return self.evaluate_pairs(ids, max_tokens, amp)
         was_training = self.model.training
         self.model.eval()
         carry = self.model.carries_state
@@ -475,11 +523,17 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
-            prompt = prompt_ids_for(self.tokenizer, "", self.mode)
+            if self.pairs:  # answer the first validation (else training) source
+                data = self.val_ids if self.val_ids is not None else self.batches.data
+                prompt = [int(t) for t in data.src[0, :data.src_len[0]]]
+                self.preview_input = self.tokenizer.decode(prompt)
+                length = max(length, getattr(self.model.config, "max_target_len", length))
+            else:
+                prompt = prompt_ids_for(self.tokenizer, "", self.mode)
             out = []
             for i, temp in enumerate(temperatures):
                 cfg = GenerationConfig(max_new_tokens=length, temperature=temp, seed=self.config.seed + self.state.step + i)
-                eos = self.tokenizer.eos_id if self.mode == "lines" else None
+                eos = self.tokenizer.eos_id if self.mode in ("lines", "pairs") else None
                 out.append((temp, generate_texts(self.model, self.tokenizer, prompt, cfg, 1, eos, suppressed_ids(self.tokenizer, self.mode))[0]))
             return out
         finally:
@@ -506,10 +560,10 @@ class Trainer:
         n = self.config.grad_accum
         total = 0.0
         for _ in range(n):
-            x, y = self.batches.sample(self.generator)
+            batch = self.batches.sample(self.generator)
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
-                logits, _ = self.model(x, None)
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
+                logits, y = self._logits_targets(batch)
+            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=PAD)
             (loss / n).backward()
             total += loss.item()
         if self.config.grad_clip > 0:
@@ -617,5 +671,5 @@ def default_callbacks(config: TrainConfig, console=None, progress: bool = True) 
 
 __all__ = [
     "Callback", "Checkpoint", "EarlyStopping", "MetricsLog", "ProgressBar", "SamplePreview",
-    "TrainConfig", "TrainState", "Trainer", "TrainingInterrupted", "autocast_dtype", "default_callbacks",
+    "TrainConfig", "TrainState", "Trainer", "TrainingInterrupted", "autocast_dtype", "default_callbacks", "pair_loss",
 ]

@@ -30,6 +30,8 @@ class LanguageModel(nn.Module):
     config_class: ClassVar[type]
     #: True when evaluation may carry ``state`` across consecutive windows (RNNs).
     carries_state: ClassVar[bool] = False
+    #: True for encoder–decoder models: the prompt is the source to answer, not text to continue.
+    is_encoder_decoder: ClassVar[bool] = False
 
     def __init__(self, config: Any):
         super().__init__()
@@ -43,6 +45,12 @@ class LanguageModel(nn.Module):
         """``forward`` over a prompt, returning a state ``step`` can continue (a KV cache is only
         built when asked for, so training and evaluation do not pay for it)."""
         return self(ids, None)
+
+    def continuation_logits(self, prompt: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """Logits (N, vocab) predicting each token of ``new`` (1, N) after ``prompt`` (1, P)."""
+        ids = torch.cat([prompt, new], 1)
+        logits, _ = self(ids[:, :-1], None)
+        return logits[0, prompt.shape[1] - 1:]
 
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         raise NotImplementedError

@@ -1,0 +1,274 @@
+"""Seq2Seq: an RNN encoder and an attentional RNN decoder (Bahdanau / Luong), one shared vocabulary.
+
+Encoder: embedding → LSTM/GRU stack, bidirectional by default (each direction has half the
+hidden size, so the memory and the decoder have ``hidden_size`` features and the final states of
+both directions, concatenated, start the decoder — no bridge layer needed).
+
+Decoder (Luong et al. 2015, "global attention", as OpenNMT's RNN decoder): at step ``t``
+
+    s_t   = RNN([emb(y_{t-1}); h̃_{t-1}], s_{t-1})      (input feeding: h̃_{t-1} is fed back)
+    a_t   = softmax(score(s_t, memory))                 (padding masked out)
+    c_t   = a_t · memory
+    h̃_t  = tanh(W_c [c_t; s_t])
+    p(y_t) = softmax(W_out h̃_t)
+
+with ``score`` one of ``dot`` (s·m), ``general`` (s·W m, Luong) or ``additive``
+(v·tanh(W_q s + W_k m), Bahdanau). Keys (W m) are computed once per source, not per step.
+
+Decoding goes through the shared decoding module: ``prefill(source_ids)`` encodes the source
+and runs the decoder's first step from ``<bos>``; ``step`` carries the decoder state together
+with the encoder memory, so N generated tokens cost N decoder steps. Without input feeding and
+with full teacher forcing, training runs the decoder RNN over the whole target at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ..errors import XuxieError
+from ..tokenizers import BOS
+from .base import LanguageModel, register
+
+ATTENTIONS = ("general", "dot", "additive")
+_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
+
+
+@dataclass
+class Seq2SeqConfig:
+    vocab_size: int
+    cell: str = "lstm"
+    hidden_size: int = 256
+    num_layers: int = 1
+    embed_dim: int = 128
+    bidirectional: bool = True
+    attention: str = "general"
+    input_feeding: bool = True
+    dropout: float = 0.1
+    teacher_forcing: float = 1.0  # share of training steps fed the true previous token
+    max_source_len: int = 256  # tokens of input the model reads (longer inputs: an error, or truncate)
+    max_target_len: int = 256  # tokens it writes per answer (including <eos>)
+
+    def __post_init__(self) -> None:
+        if self.cell not in _CELLS:
+            raise XuxieError(f"unknown seq2seq cell '{self.cell}'; choose one of: {', '.join(_CELLS)}")
+        if self.attention not in ATTENTIONS:
+            raise XuxieError(f"unknown attention '{self.attention}'; choose one of: {', '.join(ATTENTIONS)}")
+        if self.hidden_size < 2 or self.num_layers < 1 or self.embed_dim < 1:
+            raise XuxieError("hidden size must be at least 2, layers and embedding size at least 1")
+        if self.bidirectional and self.hidden_size % 2:
+            raise XuxieError(f"a bidirectional encoder splits --hidden-size between its two directions; give an even size (got {self.hidden_size})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise XuxieError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise XuxieError(f"teacher forcing ratio must be in [0, 1], got {self.teacher_forcing}")
+        if self.max_source_len < 1 or self.max_target_len < 1:
+            raise XuxieError("--max-source-len and --max-target-len must be at least 1")
+
+
+@dataclass
+class Seq2SeqState:
+    """What decoding carries: the decoder's per-layer state, the fed-back attentional vector, and
+    the encoder's memory (with precomputed attention keys and the padding mask)."""
+
+    h: list[torch.Tensor]  # per layer (batch, hidden)
+    c: list[torch.Tensor] | None  # LSTM cell states, per layer
+    feed: torch.Tensor  # (batch, hidden): h̃ of the previous step
+    memory: torch.Tensor  # (batch, source, hidden)
+    keys: torch.Tensor  # (batch, source, hidden)
+    mask: torch.Tensor  # (batch, source) True at real tokens
+    attention: torch.Tensor | None = None  # (batch, source): weights of the last step
+
+    def select(self, index: torch.Tensor) -> Seq2SeqState:
+        pick = lambda t: t.index_select(0, index)  # noqa: E731
+        return Seq2SeqState([pick(h) for h in self.h], None if self.c is None else [pick(c) for c in self.c],
+                            pick(self.feed), pick(self.memory), pick(self.keys), pick(self.mask),
+                            None if self.attention is None else pick(self.attention))
+
+
+class Seq2SeqModel(LanguageModel):
+    config_class = Seq2SeqConfig
+    is_encoder_decoder: ClassVar[bool] = True
+
+    def __init__(self, config: Seq2SeqConfig):
+        super().__init__(config)
+        c = config
+        H, E = c.hidden_size, c.embed_dim
+        self.embed = nn.Embedding(c.vocab_size, E)  # one vocabulary for source and target
+        self.drop = nn.Dropout(c.dropout)
+        enc_hidden = H // 2 if c.bidirectional else H
+        self.encoder = _CELLS[c.cell](E, enc_hidden, c.num_layers, batch_first=True, bidirectional=c.bidirectional,
+                                      dropout=c.dropout if c.num_layers > 1 else 0.0)
+        self.decoder = _CELLS[c.cell](E + (H if c.input_feeding else 0), H, c.num_layers, batch_first=True,
+                                      dropout=c.dropout if c.num_layers > 1 else 0.0)
+        if c.attention == "general":
+            self.key_proj = nn.Linear(H, H, bias=False)
+        elif c.attention == "additive":
+            self.key_proj = nn.Linear(H, H, bias=True)
+            self.query_proj = nn.Linear(H, H, bias=False)
+            self.score_v = nn.Linear(H, 1, bias=False)
+        self.combine = nn.Linear(2 * H, H, bias=False)
+        self.head = nn.Linear(H, c.vocab_size)
+
+    # -- encoder ------------------------------------------------------------------------------
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor | None = None) -> Seq2SeqState:
+        """Encode ``src`` (batch, source) with true lengths ``src_len`` (None: no padding)."""
+        c = self.config
+        B, S = src.shape
+        x = self.drop(self.embed(src))
+        if src_len is not None and bool((src_len < S).any()):
+            packed = pack_padded_sequence(x, src_len.cpu(), batch_first=True, enforce_sorted=False)
+            out, final = self.encoder(packed)
+            memory, _ = pad_packed_sequence(out, batch_first=True, total_length=S)
+            mask = torch.arange(S, device=src.device)[None, :] < src_len.to(src.device)[:, None]
+        else:
+            memory, final = self.encoder(x)
+            mask = torch.ones(B, S, dtype=torch.bool, device=src.device)
+        h_n, c_n = final if c.cell == "lstm" else (final, None)
+
+        def to_decoder(t: torch.Tensor) -> list[torch.Tensor]:
+            if c.bidirectional:  # (layers*2, B, H/2) -> per layer [forward; backward]
+                t = t.view(c.num_layers, 2, B, -1).transpose(1, 2).reshape(c.num_layers, B, -1)
+            return list(t.unbind(0))
+
+        memory = self.drop(memory)
+        if c.attention == "dot":
+            keys = memory
+        else:
+            keys = self.key_proj(memory)
+        feed = memory.new_zeros(B, c.hidden_size)
+        return Seq2SeqState(to_decoder(h_n), None if c_n is None else to_decoder(c_n), feed, memory, keys, mask)
+
+    # -- attention ----------------------------------------------------------------------------
+    def _attend(self, query: torch.Tensor, st: Seq2SeqState) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (B, H) or (B, T, H) -> (context like query, weights (B[, T], S))."""
+        single = query.dim() == 2
+        q = query[:, None] if single else query
+        if self.config.attention == "additive":
+            e = torch.tanh(st.keys[:, None] + self.query_proj(q)[:, :, None])  # (B, T, S, H)
+            scores = self.score_v(e).squeeze(-1)
+        else:
+            scores = torch.bmm(q, st.keys.transpose(1, 2))  # (B, T, S)
+        scores = scores.masked_fill(~st.mask[:, None], float("-inf"))
+        weights = scores.softmax(-1)
+        context = torch.bmm(weights.to(st.memory.dtype), st.memory)
+        if single:
+            return context[:, 0], weights[:, 0]
+        return context, weights
+
+    def _attentional(self, context: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        return self.drop(torch.tanh(self.combine(torch.cat([context, query], -1))))
+
+    # -- decoder ------------------------------------------------------------------------------
+    def _cell(self, layer: int, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None):
+        d = self.decoder
+        w_ih, w_hh = getattr(d, f"weight_ih_l{layer}"), getattr(d, f"weight_hh_l{layer}")
+        b_ih, b_hh = getattr(d, f"bias_ih_l{layer}"), getattr(d, f"bias_hh_l{layer}")
+        if c is None:
+            return torch.gru_cell(x, h, w_ih, w_hh, b_ih, b_hh), None
+        return torch.lstm_cell(x, (h, c), w_ih, w_hh, b_ih, b_hh)
+
+    def _decode_step(self, emb: torch.Tensor, st: Seq2SeqState) -> tuple[torch.Tensor, Seq2SeqState]:
+        """One decoder step from token embeddings (B, E): returns h̃ (B, H) and the new state."""
+        x = torch.cat([emb, st.feed.to(emb.dtype)], -1) if self.config.input_feeding else emb
+        x = self.drop(x)
+        hs, cs = [], [] if st.c is not None else None
+        for layer in range(self.config.num_layers):
+            h, c = self._cell(layer, x, st.h[layer], None if st.c is None else st.c[layer])
+            hs.append(h)
+            if cs is not None:
+                cs.append(c)
+            x = self.drop(h) if layer + 1 < self.config.num_layers else h
+        context, weights = self._attend(x, st)
+        out = self._attentional(context, x)
+        return out, Seq2SeqState(hs, cs, out, st.memory, st.keys, st.mask, weights)
+
+    def decode(self, tgt_in: torch.Tensor, st: Seq2SeqState, return_attention: bool = False,
+               teacher_forcing: float | None = None) -> tuple[torch.Tensor, Seq2SeqState, torch.Tensor | None]:
+        """Teacher-forced decoding of ``tgt_in`` (B, T) from ``st``: logits (B, T, V), the final
+        state and, when asked, the attention weights (B, T, S).
+
+        ``teacher_forcing`` < 1 (training only): each sequence gets its own previous prediction
+        instead of the true token with probability 1 - ratio (scheduled sampling).
+        """
+        c = self.config
+        tf = c.teacher_forcing if teacher_forcing is None else teacher_forcing
+        sampled = self.training and tf < 1.0
+        if not c.input_feeding and not sampled and c.attention != "additive":
+            # Everything but attention is parallel over time: the decoder RNN runs fused.
+            h0 = torch.stack(st.h)
+            init = (h0, torch.stack(st.c)) if st.c is not None else h0
+            out, final = self.decoder(self.drop(self.embed(tgt_in)), init)
+            context, weights = self._attend(out, st)
+            hidden = self._attentional(context, out)
+            h_n, c_n = final if st.c is not None else (final, None)
+            new = Seq2SeqState(list(h_n.unbind(0)), None if c_n is None else list(c_n.unbind(0)), hidden[:, -1],
+                               st.memory, st.keys, st.mask, weights[:, -1])
+            return self.head(hidden), new, (weights if return_attention else None)
+        emb = self.embed(tgt_in)
+        outs, atts, logits_t = [], [], []
+        prev_pred = None
+        for t in range(tgt_in.shape[1]):
+            e = emb[:, t]
+            if sampled and prev_pred is not None:
+                use_own = torch.rand(e.shape[0], device=e.device) >= tf
+                e = torch.where(use_own[:, None], self.embed(prev_pred), e)
+            out, st = self._decode_step(e, st)
+            outs.append(out)
+            if return_attention:
+                atts.append(st.attention)
+            if sampled:
+                lt = self.head(out)
+                logits_t.append(lt)
+                prev_pred = lt.detach().argmax(-1)
+        logits = torch.stack(logits_t, 1) if sampled else self.head(torch.stack(outs, 1))
+        return logits, st, (torch.stack(atts, 1) if return_attention else None)
+
+    def forward_pairs(self, src: torch.Tensor, src_len: torch.Tensor | None, tgt_in: torch.Tensor,
+                      return_attention: bool = False):
+        """Training/scoring: logits (B, T, V) for ``tgt_in`` (``<bos>`` + target) given ``src``."""
+        logits, _, att = self.decode(tgt_in, self.encode(src, src_len), return_attention)
+        return (logits, att) if return_attention else logits
+
+    # -- the LanguageModel interface ----------------------------------------------------------
+    def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        """Continue decoding ``ids`` (B, T) from ``state`` (made by :meth:`prefill`/:meth:`encode`)."""
+        if state is None:
+            raise XuxieError("a seq2seq model answers an input: encode it first (prefill / continue_text), it cannot run without one")
+        logits, state, _ = self.decode(ids, state)
+        return logits, state
+
+    def prefill(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Encode the source ``ids`` (B, S) and run the decoder's first step from ``<bos>``."""
+        st = self.encode(ids)
+        bos = torch.full((ids.shape[0],), BOS, dtype=torch.long, device=ids.device)
+        logits, st = self.step(bos, st)
+        return logits[:, None], st
+
+    def step(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        if state is None:
+            raise XuxieError("a seq2seq model answers an input: encode it first (prefill / continue_text), it cannot run without one")
+        out, state = self._decode_step(self.embed(ids), state)
+        return self.head(out), state
+
+    def continuation_logits(self, prompt: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """Logits (N, V) for each of ``new`` (1, N) as the answer to ``prompt`` (1, P)."""
+        tgt_in = torch.cat([torch.full_like(new[:, :1], BOS), new[:, :-1]], 1)
+        return self.forward_pairs(prompt, None, tgt_in)[0]
+
+    def reorder_state(self, state: Seq2SeqState, index: torch.Tensor) -> Seq2SeqState:
+        return state.select(index)
+
+    def attention_matrix(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Attention weights (T, S) the decoder gives each source token while producing each of
+        ``target`` (1, T) as the answer to ``source`` (1, S)."""
+        tgt_in = torch.cat([torch.full_like(target[:, :1], BOS), target[:, :-1]], 1)
+        _, att = self.forward_pairs(source, None, tgt_in, return_attention=True)
+        return att[0]
+
+
+register("seq2seq", Seq2SeqModel)
