@@ -18,3 +18,11 @@ elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq fonts-wqy-microhei >/dev/null 2>&1; }) \
     || echo "note: could not install fonts-wqy-microhei; plots may show boxes for Chinese" >&2
 fi
+# Headless Chromium, for the test that opens `xuxie analyze`'s report.html and checks that its
+# embedded plots load (Debian's `chromium`). Installed only where we are root with apt.
+if command -v chromium >/dev/null 2>&1; then
+  :
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; }) \
+    || echo "note: could not install chromium; the report.html browser test will be skipped" >&2
+fi

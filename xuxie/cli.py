@@ -528,6 +528,81 @@ def export(
     err.print(f"load with: AutoModelForCausalLM.from_pretrained({escape(repr(str(path)))})")
 
 
+# --------------------------------------------------------------------------- analyze
+ANALYZE_HELP = """Analyse what models write: at each temperature (and with greedy decoding, beam search and
+top-p sampling) write samples and measure diversity (distinct-n), repetition, self-BLEU, novelty
+against the training corpus (share of character 8-grams found in it, longest copied span), the
+mean log-probability of the samples under the model, and, with --heldout, perplexity and bits per
+character. Writes report.html (self-contained, plots embedded), report.md, metrics.json,
+samples.json and PNG plots to --out.
+
+Examples:
+
+    xuxie analyze runs/shakespeare --out reports/shakespeare
+
+    xuxie analyze runs/lstm runs/tf --heldout heldout.txt --temperatures 0.2,0.5,1.0,1.5 --out reports/compare
+
+    xuxie analyze runs/hlm --prompt "宝玉" --samples 10 --length 300 --out reports/hlm
+
+    xuxie analyze runs/hlm-s2s --prompt "宝玉听了，忙起身。" --strategies greedy,beam --out reports/s2s
+"""
+
+
+@app.command(help=ANALYZE_HELP)
+@_friendly
+def analyze(
+    model_dirs: Annotated[list[Path], typer.Argument(help="Model directories made by 'xuxie train' (one or more).", show_default=False)],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the report (created; report files in it are replaced).", show_default=False)],
+    corpus: Annotated[str | None, typer.Option("--corpus", help="Training text to measure novelty against (default: the corpus each model's config.json records).")] = None,
+    heldout: Annotated[Path | None, typer.Option("--heldout", help="Held-out text to score (perplexity, bits per character).")] = None,
+    temperatures: Annotated[str, typer.Option("--temperatures", "-t", help="Comma list of temperatures.")] = "0.2,0.5,0.8,1.0,1.2",
+    samples: Annotated[int, typer.Option("--samples", "-n", help="Samples per model and temperature.")] = 20,
+    length: Annotated[int, typer.Option("--length", help="Tokens per sample.")] = 200,
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text the samples continue (seq2seq models: the input they answer; required for them).")] = "",
+    strategies: Annotated[str, typer.Option("--strategies", help="Decoding strategies to compare too: greedy, beam, top-p (comma list, or none).")] = "greedy,beam,top-p",
+    seed: Annotated[int, typer.Option(help="Seed for the samples.")] = 0,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+) -> None:
+    from .report import SHORT_NAMES, parse_strategies, parse_temperatures
+    from .report import analyze as run_analysis
+
+    # Check the cheap things before loading models.
+    parse_temperatures(temperatures)
+    parse_strategies(strategies)
+    if samples < 1:
+        raise XuxieError(f"--samples must be at least 1, got {samples}")
+    if length < 1:
+        raise XuxieError(f"--length must be at least 1, got {length}")
+    report = run_analysis(model_dirs, out_dir, corpus=corpus, heldout=heldout, temperatures=temperatures, samples=samples,
+                          length=length, prompt=prompt, strategies=strategies, seed=seed, device=device,
+                          progress=lambda msg: err.print(f"[dim]{escape(msg)}[/]"))
+
+    def cell(key: str, v: Any) -> str:
+        if not isinstance(v, (int, float)):
+            return "–"
+        return f"{v:.0f}" if key == "longest_copy_max" else f"{v:.1f}" if key == "self_bleu" else f"{v:.3f}"
+
+    keys = list(SHORT_NAMES)
+    for r in report["models"]:
+        table = Table(title=f"{escape(r['name'])} ({r['arch']}, {r['parameters']:,} parameters)")
+        table.add_column("decoding")
+        for k in keys:
+            table.add_column(SHORT_NAMES[k], justify="right")
+        for row in r["by_temperature"]:
+            table.add_row(f"T={row['temperature']:g}", *(cell(k, row.get(k)) for k in keys))
+        for row in r["by_strategy"]:
+            table.add_row(row["strategy"], *(cell(k, row.get(k)) for k in keys))
+        out.print(table)
+        if r["heldout"]:
+            h = r["heldout"]
+            out.print(f"held-out: loss {h['loss']:.4f} nats/token, perplexity {h['perplexity']:.2f}, {h['bits_per_char']:.4f} bits/char")
+        for note in r["notes"]:
+            err.print(f"[yellow]note:[/] {escape(r['name'])}: {escape(note)}")
+    f = report["files"]
+    err.print(f"wrote {escape(f['report_html'])} (and report.md, metrics.json, samples.json, {len(f['plots'])} plots) "
+              f"in {report['timing']['total_seconds']:.1f} s")
+
+
 def main() -> None:
     app(prog_name="xuxie")
 
