@@ -40,7 +40,12 @@ def main() -> None:
     ap.add_argument("--max-source-len", type=int, default=None)
     ap.add_argument("--hidden-size", type=int, default=None)
     ap.add_argument("--plot", default="seq2seq_attention.png")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (1 avoids thrashing on a shared machine)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     out = Path(args.out or tempfile.mkdtemp(prefix="bench-s2s-"))
     pairs = continuation_pairs(read_corpus("hongloumeng"))

@@ -15,7 +15,7 @@ from test_cli_errors import assert_clear_error, run, snapshot
 
 from xuxie import TextGenerator
 from xuxie.data import PairBatches, PairData
-from xuxie.decoding import GenerationConfig, beam_search, generate_texts, sample_steps, sequence_logprob
+from xuxie.decoding import GenerationConfig, beam_search, sample_steps, sequence_logprob
 from xuxie.errors import XuxieError
 from xuxie.models import build_model
 from xuxie.tokenizers import BOS, EOS, PAD
@@ -273,3 +273,26 @@ def test_continue_works_for_language_models(small_shakespeare_model):
     assert 1 <= len(lines) <= 2  # it stops after the second paragraph (line)
     r = run("continue", tg.path, "--text", "ROMEO:", "--plot-attention", Path("x.png"))
     assert_clear_error(r, "seq2seq")
+
+
+def test_continuation_training_resumes_and_scores_a_plain_text(tmp_path):
+    from conftest import corpus_path
+
+    text = corpus_path("hongloumeng.txt").read_text(encoding="utf-8")[:20000]
+    novel = tmp_path / "novel.txt"
+    novel.write_text(text, encoding="utf-8")
+    out = tmp_path / "m"
+    small_opts = ("--hidden-size", "32", "--embed-dim", "16", "--max-source-len", "48", "--max-target-len", "48", "--quiet",
+                  "--preview-length", "8")
+    r = run("train", novel, "--arch", "seq2seq", "--out", out, "--steps", "6", *small_opts)
+    assert r.exit_code == 0, r.stderr
+    cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert cfg["mode"] == "pairs" and cfg["corpus"]["unit"] == "paragraph" and cfg["train"]["batch_size"] == 48  # ≈ 2048 target tokens
+    assert "**input**" in (out / "samples.md").read_text(encoding="utf-8")
+    r = run("train", novel, "--out", out, "--resume", "--steps", "9", "--quiet")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads((out / "config.json").read_text(encoding="utf-8"))["results"]["steps"] == 9
+    r = run("evaluate", out, novel, "--max-pairs", "3", "--json")  # a plain text is paired as in training
+    assert r.exit_code == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["decoded"] == 3 and d["truncated_targets"] > 0 and d["perplexity"] > 1

@@ -185,7 +185,9 @@ class TextGenerator:
                 corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], saved_label_column,
                                        saved["corpus"].get("text_column", "text"), encoding)
             else:
-                corpus = cls._read(source, saved["mode"], encoding, unit, sentences)
+                # A continuation model's sources are plain texts, paired again as before.
+                read_mode = "continuation" if saved_corpus.get("unit") else saved["mode"]
+                corpus = cls._read(source, read_mode, encoding, unit, sentences)
             model = ckpt.model_from_config(arch, saved["model"]).to(dev)
             run_info = {k: v for k, v in saved.items() if k not in ("format", "version", "train", "results")}
         else:

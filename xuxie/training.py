@@ -527,7 +527,7 @@ class Trainer:
                 data = self.val_ids if self.val_ids is not None else self.batches.data
                 prompt = [int(t) for t in data.src[0, :data.src_len[0]]]
                 self.preview_input = self.tokenizer.decode(prompt)
-                length = max(length, getattr(self.model.config, "max_target_len", length))
+                length = min(length, getattr(self.model.config, "max_target_len", length))
             else:
                 prompt = prompt_ids_for(self.tokenizer, "", self.mode)
             out = []
