@@ -31,6 +31,34 @@ from xuxie.decoding import GenerationConfig, beam_search, generate_texts, sample
 from xuxie.scoring import bleu_chrf  # noqa: E402
 
 
+def decode_speed(tg: TextGenerator, source: str, tokens: int = 200) -> None:
+    """Greedy decoding with the carried decoder state + encoder memory vs re-encoding the source
+    and re-running the decoder over everything written so far for every new token."""
+    import torch
+    from bench_generation import timed
+
+    model = tg.model
+    ids = tg._source_ids(source, truncate=True)
+    cfg = GenerationConfig(max_new_tokens=tokens, temperature=0)
+
+    def incremental() -> None:
+        for _ in sample_steps(model, ids, cfg, 1):
+            pass
+
+    def naive() -> None:
+        src = torch.tensor([ids])
+        out = [tg.tokenizer.bos_id]
+        with torch.inference_mode():
+            for _ in range(tokens):
+                logits = model.forward_pairs(src, None, torch.tensor([out]))
+                out.append(int(logits[0, -1].argmax()))
+
+    fast = timed(incremental, 3, warmup=True)
+    slow = timed(naive, 1)
+    print(f"\ndecoding {tokens} tokens (source {len(ids)} tokens): carried state {tokens / fast:,.0f} tok/s, "
+          f"re-running everything {tokens / slow:,.0f} tok/s → {slow / fast:.1f}×")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=10.0)
@@ -41,22 +69,25 @@ def main() -> None:
     ap.add_argument("--hidden-size", type=int, default=None)
     ap.add_argument("--plot", default="seq2seq_attention.png")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (1 avoids thrashing on a shared machine)")
+    ap.add_argument("--model", default=None, help="evaluate this trained model directory instead of training one")
     args = ap.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
 
-    out = Path(args.out or tempfile.mkdtemp(prefix="bench-s2s-"))
     pairs = continuation_pairs(read_corpus("hongloumeng"))
-    t0 = time.perf_counter()
-    tg = TextGenerator.train(pairs, arch="seq2seq", out=out, time=args.minutes, overwrite=True, progress=False,
-                             model_options={"max_target_len": args.max_target_len, "max_source_len": args.max_source_len,
-                                            "hidden_size": args.hidden_size})
-    train_s = time.perf_counter() - t0
+    if args.model:
+        out = Path(args.model)
+        tg = TextGenerator.load(out)
+    else:
+        out = Path(args.out or tempfile.mkdtemp(prefix="bench-s2s-"))
+        tg = TextGenerator.train(pairs, arch="seq2seq", out=out, time=args.minutes, overwrite=True, progress=False,
+                                 model_options={"max_target_len": args.max_target_len, "max_source_len": args.max_source_len,
+                                                "hidden_size": args.hidden_size})
     r = tg.config["results"]
-    print(f"trained {tg.model.num_parameters():,} parameters for {train_s:.0f} s: {r['steps']} steps, "
-          f"{r['tokens_per_s']:,} target tokens/s; model {out}")
+    print(f"trained {tg.model.num_parameters():,} parameters for {r['seconds']:.0f} s: {r['steps']} steps, "
+          f"batch {tg.config['train']['batch_size']}, {r['tokens_per_s']:,} target tokens/s; model {out}")
     evals = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"eval"' in line]
     print("validation perplexity by evaluation: " + ", ".join(f"step {e['step']}: {e['val_ppl']:.1f}" for e in evals))
     print(f"final validation loss {r['final_val_loss']:.4f} nats/char, perplexity {r['final_val_ppl']:.1f}")
@@ -104,6 +135,7 @@ def main() -> None:
         for name in ("greedy", "beam 4 (length penalty 1)", "sampling T=0.8 top-p 0.9"):
             print(f"[{name.split(' (')[0]}]  {systems[name][0][i][:200]}")
         print(f"[truth]  {targets[i][:200]}")
+    decode_speed(tg, sources[0])
     if args.plot:
         src = sources[0][:60]
         ans = tg.continue_text(src, temperature=0, max_new_tokens=40)
