@@ -78,6 +78,8 @@ TABLE_METRICS: dict[str, str] = {
 }
 EXAMPLES_PER_TEMPERATURE = 2
 NEXT_TOKEN_TOP = 20
+NEXT_TOKEN_CERTAIN = 0.7  # the next-token plot skips (greedily) steps whose top token is at least this likely
+NEXT_TOKEN_WALK = 50  # ... for at most this many tokens
 SAMPLES_MD_SECTIONS = 6  # evaluations of samples.md shown (evenly spaced, first and last included)
 SAMPLES_MD_BLOCK_CHARS = 1500
 
@@ -279,14 +281,33 @@ def _score(m: _Model, texts: list[str], index, length: int) -> dict[str, float]:
 
 
 @torch.inference_mode()
-def _next_token_logits(m: _Model) -> torch.Tensor:
+def _next_token_logits(m: _Model) -> tuple[torch.Tensor, list[int]]:
+    """Logits of the next token at the first *uncertain* step: after the prompt and as many greedy
+    tokens (at most :data:`NEXT_TOKEN_WALK`) as it takes to reach a step whose most likely token
+    has less than :data:`NEXT_TOKEN_CERTAIN` probability (right after a prompt such as "ROMEO:"
+    the line break is nearly certain, and temperature has nothing to reshape). Returns the logits
+    and the greedy tokens walked."""
     model = m.tg.model
-    ids = torch.tensor([m.prompt_ids], dtype=torch.long, device=model.device)
-    logits, _ = model.prefill(ids)
-    logits = logits[0, -1].float().cpu().clone()
-    if m.suppress:
-        logits[m.suppress] = float("-inf")
-    return logits
+    eos = m.tg.tokenizer.eos_id
+
+    def masked(row: torch.Tensor) -> torch.Tensor:
+        row = row.float().cpu().clone()
+        if m.suppress:
+            row[m.suppress] = float("-inf")
+        return row
+
+    logits, state = model.prefill(torch.tensor([m.prompt_ids], dtype=torch.long, device=model.device))
+    logits = masked(logits[0, -1])
+    walked: list[int] = []
+    while len(walked) < NEXT_TOKEN_WALK:
+        p = logits.softmax(-1)
+        top = int(p.argmax())
+        if float(p[top]) < NEXT_TOKEN_CERTAIN or top == eos:
+            break
+        walked.append(top)
+        logits, state = model.step(torch.tensor([top], dtype=torch.long, device=model.device), state)
+        logits = masked(logits[0])
+    return logits, walked
 
 
 def _probs_at(logits: torch.Tensor, t: float) -> torch.Tensor:
@@ -318,11 +339,17 @@ def _token_label(m: _Model, token_id: int) -> str:
 
 
 def next_token_distribution(m: _Model, temperatures: Sequence[float], top: int = NEXT_TOKEN_TOP) -> dict[str, Any]:
-    logits = _next_token_logits(m)
+    """The ``top`` most likely next tokens and their probability at each temperature (with the
+    share of probability they hold and the entropy of the whole distribution, in nats), at the
+    first uncertain step after the prompt (see :func:`_next_token_logits`)."""
+    logits, walked = _next_token_logits(m)
     finite = torch.isfinite(logits)
     k = min(top, int(finite.sum()))
     order = torch.argsort(logits, descending=True)[:k].tolist()
-    out: dict[str, Any] = {"context": _context_text(m), "token_ids": order, "tokens": [_token_label(m, i) for i in order],
+    tok = m.tg.tokenizer
+    out: dict[str, Any] = {"prompt": "".join("" if i == tok.bos_id else tok.piece(i) for i in m.prompt_ids),
+                           "greedy_prefix": tok.decode(walked), "greedy_steps": len(walked),
+                           "token_ids": order, "tokens": [_token_label(m, i) for i in order],
                            "temperatures": list(temperatures), "probabilities": {}, "top_mass": {}, "entropy": {}}
     for t in temperatures:
         p = _probs_at(logits, t)
@@ -331,13 +358,6 @@ def next_token_distribution(m: _Model, temperatures: Sequence[float], top: int =
         out["top_mass"][f"{t:g}"] = float(p[order].sum())
         out["entropy"][f"{t:g}"] = float(-(nz * nz.log()).sum())
     return out
-
-
-def _context_text(m: _Model) -> str:
-    """What the next-token distribution follows, readable: the prompt, or the default start."""
-    tok = m.tg.tokenizer
-    shown = [("<bos>" if i == tok.bos_id else tok.piece(i)) for i in m.prompt_ids]
-    return "".join(shown)
 
 
 # --------------------------------------------------------------------------- training log
@@ -457,8 +477,10 @@ def _plot_metric(key: str, series: dict[str, tuple[list[float], list[float]]], p
     return _save_png(fig, path)
 
 
-def _plot_next_token(name: str, dist: dict[str, Any], path: Path) -> bytes:
+def _plot_next_token(name: str, dist: dict[str, Any], path: Path, seq2seq: bool = False) -> bytes:
     from matplotlib.figure import Figure
+
+    from .plotting import _display_token, _width
 
     tokens = dist["tokens"]
     temps = dist["temperatures"]
@@ -473,16 +495,20 @@ def _plot_next_token(name: str, dist: dict[str, Any], path: Path) -> bytes:
                label=f"T={key} (top {len(tokens)}: {dist['top_mass'][key]:.0%}, entropy {dist['entropy'][key]:.2f})")
     ax.set_xticks(x)
     ax.set_xticklabels(tokens, fontsize=11, parse_math=False)
-    from .plotting import _width
-
     for label, text in zip(ax.get_xticklabels(), tokens):
         label.set_rotation(0 if _width(text) <= 2 else 90)
     ax.set_ylabel("probability")
-    ctx = dist["context"]
-    from .plotting import _display_token
 
-    shown = "".join(_display_token(ch) for ch in ctx[-30:]) if ctx else "∅"
-    ax.set_title(f"{name}: next token after “{shown}” at {len(temps)} temperatures", fontsize=10, parse_math=False)
+    def shown(text: str, limit: int) -> str:
+        text = "".join(_display_token(ch) for ch in text)
+        return text if len(text) <= limit else "…" + text[-limit:]
+
+    if seq2seq:
+        where = f"answering “{shown(dist['prompt'], 24)}”" + (f", after “{shown(dist['greedy_prefix'], 24)}”" if dist["greedy_prefix"] else "")
+    else:
+        ctx = dist["prompt"] + dist["greedy_prefix"]
+        where = f"after “{shown(ctx, 40)}”" if ctx else "at the start"
+    ax.set_title(f"{name}: next token {where}", fontsize=10, parse_math=False)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     return _save_png(fig, path)
@@ -666,7 +692,7 @@ def analyze(models: Sequence[Any] | Any, out_dir: str | Path, corpus: str | Path
             images[fname] = _plot_metric(key, series, out / fname)
     for r in results:
         fname = f"next_token_{_safe_name(r['name'])}.png"
-        images[fname] = _plot_next_token(r["name"], r["next_token"], out / fname)
+        images[fname] = _plot_next_token(r["name"], r["next_token"], out / fname, r["seq2seq"])
         r["next_token"]["plot"] = fname
     plot_seconds = time.perf_counter() - t0
 
@@ -728,10 +754,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+_ONE_DECIMAL = ("self_bleu", "longest_", "length_", "tokens_")  # metrics in characters, tokens or BLEU points
+
+
+def _fmt_metric(key: str, v: Any) -> str:
+    """A metric with the same decimals all down its column: 1 for lengths and BLEU, else 3."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        return "–"
+    return f"{v:,.1f}" if key.startswith(_ONE_DECIMAL) else f"{v:.3f}"
+
+
 def _metric_rows(rows: list[dict[str, Any]], first: str, cols: dict[str, str]) -> tuple[list[str], list[list[str]]]:
     keys = [k for k in cols if any(k in r for r in rows)]
     headers = [first] + [cols[k] for k in keys]
-    body = [[_fmt(r[first]) if first == "temperature" else str(r[first])] + [_fmt(r.get(k)) for k in keys] for r in rows]
+    body = [[f"{r[first]:g}" if first == "temperature" else str(r[first])] + [_fmt_metric(k, r.get(k)) for k in keys] for r in rows]
     return headers, body
 
 
@@ -860,14 +896,15 @@ def render_markdown(report: dict[str, Any], samples: dict[str, Any], training_sa
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", "Noto Sans CJK SC", "WenQuanYi Micro Hei", sans-serif;
-       max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+       max-width: 1150px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .88em; }
-th, td { border: 1px solid #ccc; padding: .25em .55em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: .25em .55em; text-align: left; }
+th { background: #f3f3f3; } td.n { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f7f7f7; border: 1px solid #e3e3e3; padding: .6em; white-space: pre-wrap; word-break: break-word; font-size: .9em; }
-figure { display: inline-block; margin: .4em .6em .8em 0; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #eee; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(460px, 1fr)); gap: .8em; }
+figure { margin: .4em 0 .8em; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
 figcaption { font-size: .85em; color: #555; }
 .note { color: #666; font-style: italic; } .small { font-size: .85em; color: #555; }
 """
@@ -877,9 +914,13 @@ def _e(s: Any) -> str:
     return html.escape(str(s), quote=True)
 
 
+_NUMBER = re.compile(r"[-+–]?[\d.,]+%?|–")
+
+
 def _html_table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f'<td class="n">{_e(c)}</td>' if _NUMBER.fullmatch(c) else f"<td>{_e(c)}</td>" for c in row)
+                   + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
 
 
@@ -903,7 +944,7 @@ def render_html(report: dict[str, Any], samples: dict[str, Any], training_sample
     for r in report["models"]:
         for note in r["notes"]:
             h.append(f'<p class="note">{_e(r["name"])}: {_e(note)}</p>\n')
-    h.append("<h2>Metrics against temperature</h2>\n<div>\n")
+    h.append('<h2>Metrics against temperature</h2>\n<div class="plots">\n')
     for key in KEY_METRICS:
         f = f"metric_{key}.png"
         if f in images:
