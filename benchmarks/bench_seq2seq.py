@@ -31,14 +31,13 @@ from xuxie.decoding import GenerationConfig, beam_search, generate_texts, sample
 from xuxie.scoring import bleu_chrf  # noqa: E402
 
 
-def decode_speed(tg: TextGenerator, source: str, tokens: int = 200) -> None:
+def decode_speed(tg: TextGenerator, ids: list[int], tokens: int = 200) -> None:
     """Greedy decoding with the carried decoder state + encoder memory vs re-encoding the source
     and re-running the decoder over everything written so far for every new token."""
     import torch
     from bench_generation import timed
 
     model = tg.model
-    ids = tg._source_ids(source, truncate=True)
     cfg = GenerationConfig(max_new_tokens=tokens, temperature=0)
 
     def incremental() -> None:
@@ -100,9 +99,14 @@ def main() -> None:
     suppress = tg._suppress()
     eos = tok.eos_id
 
+    limit = int(model.config.max_source_len)
+
+    def source_ids(text: str) -> list[int]:  # held-out text may have characters never trained on: <unk>
+        return tok.encode(text)[-limit:]
+
     def answers(cfg: GenerationConfig) -> tuple[list[str], float]:
         t = time.perf_counter()
-        texts = [generate_texts(model, tok, tg._source_ids(s, truncate=True), cfg, 1, eos, suppress)[0] for s in sources]
+        texts = [generate_texts(model, tok, source_ids(s), cfg, 1, eos, suppress)[0] for s in sources]
         return texts, time.perf_counter() - t
 
     systems = {
@@ -121,7 +125,7 @@ def main() -> None:
     wins = 0
     short = 64
     for s in sources:
-        ids = tg._source_ids(s, truncate=True)
+        ids = source_ids(s)
         greedy = [t[0] for t in sample_steps(model, ids, GenerationConfig(max_new_tokens=short, temperature=0), 1, eos, suppress)]
         greedy_lp = sequence_logprob(model, ids, greedy, suppress)
         best = beam_search(model, ids, GenerationConfig(max_new_tokens=short, temperature=0, num_beams=4, length_penalty=0.0), eos, suppress)[0]
@@ -135,9 +139,9 @@ def main() -> None:
         for name in ("greedy", "beam 4 (length penalty 1)", "sampling T=0.8 top-p 0.9"):
             print(f"[{name.split(' (')[0]}]  {systems[name][0][i][:200]}")
         print(f"[truth]  {targets[i][:200]}")
-    decode_speed(tg, sources[0])
+    decode_speed(tg, source_ids(sources[0]))
     if args.plot:
-        src = sources[0][:60]
+        src = next(s for s in sources if not tok.unknown_chars(s[:60]))[:60]
         ans = tg.continue_text(src, temperature=0, max_new_tokens=40)
         print(f"\nattention heatmap: {tg.plot_attention(src, ans, args.plot)}")
 

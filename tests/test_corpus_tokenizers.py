@@ -248,3 +248,16 @@ def test_tokenizer_save_load(tmp_path, zh_tokenizers):
         load_tokenizer(bad)
     with pytest.raises(XuxieError, match="unknown tokenizer 'sentencepiece'"):
         train_tokenizer("sentencepiece", ["abc"])
+
+
+def test_utf8_cut_inside_a_character_is_still_utf8(tmp_path):
+    """A file cut with ``head -c`` in the middle of a character is UTF-8 minus the partial char,
+    not a legacy encoding."""
+    from xuxie.corpus import decode_bytes
+
+    data = "宝玉听了，忙起身。".encode()
+    for cut in (1, 2):
+        text, enc = decode_bytes(data[:-cut])
+        assert enc == "utf-8" and text == "宝玉听了，忙起身"
+    text, enc = decode_bytes("宝玉".encode() + b"\xff" + "了".encode())  # a real error elsewhere is not hidden
+    assert enc != "utf-8"

@@ -261,6 +261,8 @@ def test_bad_inputs_get_one_clear_line(replies, tmp_path):
     assert_clear_error(run("continue", model, "--text", "I love 茶"), "never saw")
     assert_clear_error(run("generate", model), "answers an input")
     assert_clear_error(run("continue", model, "--text", "hi", "--n-best", "3"), "--num-beams 3")
+    assert_clear_error(run("write", model), "xuxie continue")
+    assert_clear_error(run("export", model, tmp_path / "hf"), "transformer")
     for name in ("a", "b", "c", "d", "e", "f"):
         assert not (tmp_path / name).exists()
     assert snapshot(model) == before

@@ -391,6 +391,8 @@ def write(
         raise XuxieError(f"--top must be at least 1, got {top}")
     temperature = temperature_list(temperature)[0]
     tg = TextGenerator.load(model_dir, device)
+    if tg.is_seq2seq:
+        raise XuxieError("xuxie write steers a language model token by token; a seq2seq model answers a whole input: use xuxie continue")
     session = WritingSession(tg, prompt, temperature=temperature, seed=seed)
     raise typer.Exit(run(session, top))
 

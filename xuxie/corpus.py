@@ -252,6 +252,17 @@ def _strict(data: bytes, encoding: str) -> str | None:
         return None
 
 
+def _utf8_cut_short(data: bytes) -> str | None:
+    """UTF-8 whose only fault is an incomplete last character (a file cut with ``head -c`` or a
+    truncated download): the text without that partial character."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.reason == "unexpected end of data" and e.end == len(data) and len(data) - e.start < 4:
+            return _strict(data[: e.start], "utf-8")
+    return None
+
+
 def decode_bytes(data: bytes, encoding: str | None = None, name: str = "<bytes>") -> tuple[str, str]:
     """Decode ``data`` to text; returns (text, encoding used).
 
@@ -279,6 +290,9 @@ def decode_bytes(data: bytes, encoding: str | None = None, name: str = "<bytes>"
                 return text, enc
             break
     text = _strict(data, "utf-8")
+    if text is not None:
+        return text, "utf-8"
+    text = _utf8_cut_short(data)
     if text is not None:
         return text, "utf-8"
     utf16 = _utf16_guess(data)
