@@ -5,6 +5,7 @@ small post→reply file (answers, attention heatmap, BLEU/chrF, clear errors).""
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -298,3 +299,5 @@ def test_continuation_training_resumes_and_scores_a_plain_text(tmp_path):
     assert r.exit_code == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["decoded"] == 3 and d["truncated_targets"] > 0 and d["perplexity"] > 1
+    # char tokenizer: one token per character (<eos> counts as one), cut targets counted to the cut
+    assert abs(d["bits_per_char"] - d["loss"] / math.log(2)) < 1e-6

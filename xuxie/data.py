@@ -190,4 +190,8 @@ def encode_pairs(corpus: Corpus, tokenizer: Tokenizer, max_source_len: int, max_
         raise XuxieError("a seq2seq model trains on source→target pairs: use --mode pairs (a .tsv/.jsonl file) or --mode continuation (a plain text)")
     sources = [tokenizer.encode_array(s).astype(np.int64) for s in corpus.documents]
     targets = [tokenizer.encode_array(t).astype(np.int64) for t in corpus.targets]
-    return PairData(sources, targets, max_source_len, max_target_len, target_chars=sum(len(t) + 1 for t in corpus.targets))
+    # Characters of what is scored (a cut target only up to the cut; <eos> counts as one), for
+    # bits per character.
+    chars = sum(len(t) + 1 if len(ids) < max_target_len else len(tokenizer.decode(ids[:max_target_len].tolist()))
+                for t, ids in zip(corpus.targets, targets))
+    return PairData(sources, targets, max_source_len, max_target_len, target_chars=chars)
