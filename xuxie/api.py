@@ -69,9 +69,9 @@ def resolve_mode(arch: str, mode: str | None, sources: Sequence[Any]) -> str:
     models and, for seq2seq, ``pairs`` for .tsv/.jsonl files and ``continuation`` otherwise."""
     if arch in ENCODER_DECODER:
         if mode is None:
-            paths = [str(s) for s in sources] if not isinstance(sources, Corpus) else []
             if isinstance(sources, Corpus):
                 return "pairs" if sources.mode == "pairs" else "continuation"
+            paths = [str(s) for s in sources]
             return "pairs" if paths and all(p.lower().endswith(PAIR_SUFFIXES) for p in paths) else "continuation"
         if mode not in PAIR_MODES:
             raise XuxieError(f"a seq2seq model learns source→target pairs, not --mode {mode}: use --mode pairs (a .tsv/.jsonl file) "
@@ -115,14 +115,18 @@ def temperature_list(temperature: float | str | Sequence[float]) -> list[float]:
     return [float(t) for t in temps]
 
 
-def _paragraphs_done(prompt: str, written: str) -> int:
-    """Paragraphs completed in ``written`` (a line break after some text; a prompt ending
-    inside a paragraph finishes that one first)."""
-    return sum(1 for _ in re.finditer(r"\S[^\n]*\n", written))
+_PARAGRAPH_END = re.compile(r"\S[^\n]*\n")
 
 
-def _cut_paragraphs(prompt: str, written: str, paragraphs: int) -> str:
-    ends = [m.end() for m in re.finditer(r"\S[^\n]*\n", written)]
+def _paragraphs_done(written: str) -> int:
+    """Paragraphs completed in ``written``: line breaks after some text (a prompt ending inside a
+    paragraph has that one finished first)."""
+    return sum(1 for _ in _PARAGRAPH_END.finditer(written))
+
+
+def _cut_paragraphs(written: str, paragraphs: int) -> str:
+    """``written`` up to the end of its ``paragraphs``-th paragraph (without that line break)."""
+    ends = [m.end() for m in _PARAGRAPH_END.finditer(written)]
     if len(ends) >= paragraphs:
         written = written[: ends[paragraphs - 1] - 1]
     return written
@@ -469,9 +473,9 @@ class TextGenerator:
             written = ""
             for piece in stream_text(self.model, self.tokenizer, ids, cfg, self._eos(), self._suppress()):
                 written += piece
-                if _paragraphs_done(text, written) >= paragraphs:
+                if _paragraphs_done(written) >= paragraphs:
                     break
-        return [(text, _cut_paragraphs(text, written, paragraphs))]
+        return [(text, _cut_paragraphs(written, paragraphs))]
 
     def nbest(self, source: str, n: int = 5, *, num_beams: int | None = None, length_penalty: float = 1.0,
               max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
