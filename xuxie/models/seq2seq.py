@@ -17,8 +17,9 @@ with ``score`` one of ``dot`` (s·m), ``general`` (s·W m, Luong) or ``additive`
 
 Decoding goes through the shared decoding module: ``prefill(source_ids)`` encodes the source
 and runs the decoder's first step from ``<bos>``; ``step`` carries the decoder state together
-with the encoder memory, so N generated tokens cost N decoder steps. Without input feeding and
-with full teacher forcing, training runs the decoder RNN over the whole target at once.
+with the encoder memory, so N generated tokens cost N decoder steps. Without input feeding, with
+full teacher forcing and dot/general scores, training runs the decoder RNN and the attention over
+the whole target at once (2.2× faster per step, measured; README).
 """
 
 from __future__ import annotations
