@@ -40,7 +40,7 @@ def test_attention_copies_and_reverses_strings(tmp_path):
     train.write_text("\n".join(f"{a}\t{b}" for a, b in copy_reverse(20000, 0)) + "\n", encoding="utf-8")
     tg = TextGenerator.train(train, arch="seq2seq", out=tmp_path / "model", time=1.9, steps=2000, batch_size=64, lr=3e-3, precision="fp32",
                              val_fraction=0.02, progress=False, preview_length=0,
-                             model_options={"hidden_size": 128, "embed_dim": 64, "dropout": 0.0, "attention": "additive", "input_feeding": True,
+                             model_options={"hidden_size": 128, "embed_dim": 64, "dropout": 0.0, "attention": "additive",
                                             "max_source_len": 40, "max_target_len": 40})
     assert tg.config["results"]["seconds"] <= 125
     test = copy_reverse(1000, 1)

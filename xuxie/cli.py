@@ -105,7 +105,7 @@ def train(
     bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--unidirectional", help="attention-rnn: bidirectional LSTMs re-reading each window (textgenrnn's option; slower; off by default). seq2seq: the encoder (on by default).", show_default=False)] = None,
     cell: Annotated[str | None, typer.Option(help="seq2seq: lstm (default) or gru.")] = None,
     attention: Annotated[str | None, typer.Option(help="seq2seq attention: general (Luong, default), dot (Luong) or additive (Bahdanau).")] = None,
-    input_feeding: Annotated[bool | None, typer.Option("--input-feeding/--no-input-feeding", help="seq2seq: feed each attentional vector into the next decoder step (Luong; off by default: 2× slower per step and, measured on 红楼梦, worse per minute).", show_default=False)] = None,
+    input_feeding: Annotated[bool | None, typer.Option("--input-feeding/--no-input-feeding", help="seq2seq: feed each attentional vector into the next decoder step (default on).", show_default=False)] = None,
     teacher_forcing: Annotated[float | None, typer.Option(help="seq2seq: share of training steps given the true previous token (default 1; lower = scheduled sampling).")] = None,
     max_source_len: Annotated[int | None, typer.Option(help="seq2seq: input tokens the model reads (default 256; longer inputs keep their end).")] = None,
     max_target_len: Annotated[int | None, typer.Option(help="seq2seq: tokens per answer, <eos> included (default 256; longer targets are cut).")] = None,
