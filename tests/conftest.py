@@ -4,13 +4,13 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
+
+import xuxie  # noqa: F401  (first: it sets how torch's OpenMP threads wait before torch loads)
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
 # Tests must never reach the network for named corpora.
 os.environ.setdefault("XUXIE_DATA_DIR", str(CORPORA))
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 def corpus_path(name: str) -> Path:

@@ -23,19 +23,6 @@ runner = CliRunner()
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Decoding and scoring these small models is latency-bound: one thread. With two, OpenMP's
-    spin-waiting made every forward ~60x slower whenever the other core was busy (measured on this
-    2-core machine while another job ran). Restored afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def run(*args):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 

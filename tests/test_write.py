@@ -35,7 +35,7 @@ def train_small(text: str, out: Path) -> Path:
 def spawn(model: Path, *args: str):
     env = {**os.environ, "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "COLUMNS": "200"}
     child = pexpect.spawn(sys.executable, ["-m", "xuxie.cli", "write", str(model), *args], cwd=str(ROOT), env=env,
-                          encoding="utf-8", timeout=30, dimensions=(60, 200))
+                          encoding="utf-8", timeout=90, dimensions=(60, 200))
     return child
 
 

@@ -1,8 +1,12 @@
 """xuxie (续写, "continue the writing"): train text generators on your own corpus and write with them."""
 
-from .api import TextGenerator, __version__
-from .decoding import GenerationConfig
-from .errors import XuxieError
-from .training import Callback, TrainConfig, Trainer
+from .threads import configure_openmp, set_threads
 
-__all__ = ["Callback", "GenerationConfig", "TextGenerator", "TrainConfig", "Trainer", "XuxieError", "__version__"]
+configure_openmp()  # before anything imports torch: OpenMP reads its settings once, at load
+
+from .api import TextGenerator, __version__  # noqa: E402
+from .decoding import GenerationConfig  # noqa: E402
+from .errors import XuxieError  # noqa: E402
+from .training import Callback, TrainConfig, Trainer  # noqa: E402
+
+__all__ = ["Callback", "GenerationConfig", "TextGenerator", "TrainConfig", "Trainer", "XuxieError", "__version__", "set_threads"]

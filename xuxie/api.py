@@ -32,6 +32,7 @@ from .data import PairData, check_window, encode_corpus, encode_pairs
 from .decoding import GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids
 from .errors import XuxieError
 from .models import LanguageModel, build_model
+from .threads import threads_scope
 from .tokenizers import Tokenizer, train_tokenizer
 from .training import LN2, Callback, TrainConfig, Trainer, default_callbacks
 
@@ -533,6 +534,7 @@ class TextGenerator:
         c = self.config.get("corpus", {})
         return read_corpus(p, "continuation", encoding, unit=c.get("unit", "paragraph"), sentences=c.get("sentences", 3))
 
+    @threads_scope("evaluate")
     def evaluate_pairs(self, pairs: Corpus | str | Path, *, max_pairs: int | None = 200, decode: bool = True,
                        num_beams: int = 1, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = 0,
                        length_penalty: float = 1.0) -> dict[str, Any]:
@@ -567,6 +569,7 @@ class TextGenerator:
             result.update(decoded=k, bleu=scores["bleu"], chrf=scores["chrf"], bleu_tokenize=scores["tokenize"], hypotheses=hyps)
         return result
 
+    @threads_scope("evaluate")
     @torch.no_grad()
     def evaluate(self, text: str) -> dict[str, float]:
         """Loss (nats/token), perplexity and bits per character of ``text`` under the model."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import XuxieError
+from .threads import requested_threads_set, threads_scope
 
 app = typer.Typer(
     name="xuxie",
@@ -28,28 +30,46 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 
 
-def _friendly(fn: Callable) -> Callable:
-    """One clear line and exit code 2 for user errors; exit 130 after Ctrl-C (checkpoint saved)."""
+THREADS_OPTION = inspect.Parameter(
+    "threads", inspect.Parameter.KEYWORD_ONLY, default=None,
+    annotation=Annotated[int | None, typer.Option(
+        "--threads", min=1, show_default=False,
+        help="CPU threads for this command (also XUXIE_THREADS). Default: all cores for train and evaluate; "
+             "1 for decoding fewer than 8 sequences at once (faster beside other jobs, as fast alone), all cores from 8.")],
+)
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .training import TrainingInterrupted
 
-        try:
-            return fn(*args, **kwargs)
-        except XuxieError as e:
-            err.print(f"[bold red]error:[/] {escape(' '.join(str(e).split()))}", soft_wrap=True)
-            raise typer.Exit(2) from None
-        except TrainingInterrupted as e:
-            err.print(f"[yellow]{escape(str(e))}[/]", soft_wrap=True)
-            raise typer.Exit(130) from None
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/]")
-            raise typer.Exit(130) from None
-        except BrokenPipeError:
-            raise typer.Exit(0) from None
+def _command(workload: str) -> Callable[[Callable], Callable]:
+    """Every command: ``--threads`` (declared once, here) and its workload's thread default; one
+    clear line and exit code 2 for user errors; exit 130 after Ctrl-C (checkpoint saved)."""
 
-    return wrapper
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, threads: int | None = None, **kwargs: Any) -> Any:
+            from .training import TrainingInterrupted
+
+            try:
+                with requested_threads_set(threads), threads_scope(workload):
+                    return fn(*args, **kwargs)
+            except XuxieError as e:
+                err.print(f"[bold red]error:[/] {escape(' '.join(str(e).split()))}", soft_wrap=True)
+                raise typer.Exit(2) from None
+            except TrainingInterrupted as e:
+                err.print(f"[yellow]{escape(str(e))}[/]", soft_wrap=True)
+                raise typer.Exit(130) from None
+            except KeyboardInterrupt:
+                err.print("[yellow]interrupted[/]")
+                raise typer.Exit(130) from None
+            except BrokenPipeError:
+                raise typer.Exit(0) from None
+
+        signature = inspect.signature(fn, eval_str=True)
+        signature = signature.replace(parameters=[*signature.parameters.values(), THREADS_OPTION])
+        wrapper.__signature__ = signature  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+        return wrapper
+
+    return decorate
 
 
 # --------------------------------------------------------------------------- train
@@ -78,7 +98,7 @@ trainer_state.pt, log.jsonl, samples.md). Ctrl-C saves a checkpoint; --resume co
 
 
 @app.command(help=TRAIN_HELP)
-@_friendly
+@_command("train")
 def train(
     corpus: Annotated[list[str] | None, typer.Argument(help="File(s), folder(s) or a named corpus. Optional with --resume.", show_default=False)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory to write (default: runs/<corpus name>).")] = None,
@@ -209,7 +229,7 @@ Examples:
 
 
 @app.command(help=GENERATE_HELP)
-@_friendly
+@_command("decode")
 def generate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train'.", show_default=False)],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "",
@@ -293,7 +313,7 @@ Examples:
 
 
 @app.command("continue", help=CONTINUE_HELP)
-@_friendly
+@_command("decode")
 def continue_(
     model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train'.", show_default=False)],
     input_file: Annotated[Path | None, typer.Option("--input", "-i", help="File with the passage to continue.")] = None,
@@ -375,7 +395,7 @@ Examples:
 
 
 @app.command(help=WRITE_HELP)
-@_friendly
+@_command("decode")
 def write(
     model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train'.", show_default=False)],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to start from.")] = "",
@@ -413,7 +433,7 @@ Examples:
 
 
 @app.command(help=EVALUATE_HELP)
-@_friendly
+@_command("evaluate")
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory.", show_default=False)],
     text_file: Annotated[Path, typer.Argument(help="Text (or, for seq2seq, pairs) file to score.", show_default=False)],
@@ -470,7 +490,7 @@ def evaluate(
 
 
 @app.command(help="Show a model's configuration, size, vocabulary and training figures.\n\nExample:\n\n    xuxie info runs/shakespeare")
-@_friendly
+@_command("decode")
 def info(
     model_dir: Annotated[Path, typer.Argument(help="Model directory.", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw config.json.")] = False,
@@ -516,7 +536,7 @@ Examples:
 
 
 @app.command(help=EXPORT_HELP)
-@_friendly
+@_command("decode")
 def export(
     model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train --arch transformer'.", show_default=False)],
     out_dir: Annotated[Path, typer.Argument(help="Folder to write (must not exist or be empty, unless --overwrite).", show_default=False)],
@@ -551,7 +571,7 @@ Examples:
 
 
 @app.command(help=ANALYZE_HELP)
-@_friendly
+@_command("decode")
 def analyze(
     model_dirs: Annotated[list[Path], typer.Argument(help="Model directories made by 'xuxie train' (one or more).", show_default=False)],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the report (created; report files in it are replaced).", show_default=False)],

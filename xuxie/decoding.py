@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .errors import XuxieError
+from .threads import threads_scope
 from .tokenizers import BOS, SPECIALS
 
 NEG_INF = float("-inf")
@@ -294,6 +295,12 @@ def sample_steps(model, prompt_ids: Sequence[int], config: GenerationConfig, n: 
     config.validate()
     if config.max_new_tokens == 0:
         return
+    with threads_scope("decode", rows=n):
+        yield from _sample_loop(model, prompt_ids, config, n, eos_id, suppress, constraints)
+
+
+def _sample_loop(model, prompt_ids: Sequence[int], config: GenerationConfig, n: int, eos_id: int | None,
+                 suppress: Sequence[int], constraints: Sequence[LogitsProcessor]) -> Iterator[list[int]]:
     device = model.device
     logits, state = _prefill(model, prompt_ids, n)
     procs = [*constraints, *build_processors(config, suppress, sampling=True)]
@@ -338,9 +345,15 @@ def beam_search(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_
     generated tokens); ``length_penalty > 0`` favours longer sequences, ``< 0`` shorter ones.
     """
     config.validate()
-    k = config.num_beams
     if config.max_new_tokens == 0:
         return [Hypothesis([], 0.0, 0.0, False)]
+    with threads_scope("decode", rows=config.num_beams):
+        return _beam_loop(model, prompt_ids, config, eos_id, suppress, constraints)
+
+
+def _beam_loop(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_id: int | None,
+               suppress: Sequence[int], constraints: Sequence[LogitsProcessor]) -> list[Hypothesis]:
+    k = config.num_beams
     device = model.device
     logits, state = _prefill(model, prompt_ids, k)
     procs = [*constraints, *build_processors(config, suppress, sampling=False)]

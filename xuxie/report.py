@@ -43,6 +43,7 @@ import torch
 from . import analysis
 from .errors import XuxieError
 from .fileio import atomic_path, atomic_write_text
+from .threads import threads_scope
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.2, 0.5, 0.8, 1.0, 1.2)
 #: decoding strategies compared besides the temperature sweep: (description, generate() options,
@@ -521,6 +522,7 @@ def _safe_name(name: str) -> str:
 # --------------------------------------------------------------------------- the analysis
 
 
+@threads_scope("decode")
 def analyze(models: Sequence[Any] | Any, out_dir: str | Path, corpus: str | Path | None = None, heldout: str | Path | None = None,
             temperatures: str | Sequence[float] = DEFAULT_TEMPERATURES, samples: int = 20, length: int = 200, prompt: str = "",
             strategies: str | Sequence[str] | None = DEFAULT_STRATEGIES, seed: int | None = 0, device: str | None = None,

@@ -28,6 +28,7 @@ from .decoding import GenerationConfig, generate_texts, prompt_ids_for, suppress
 from .errors import XuxieError
 from .fileio import append_text
 from .models import LanguageModel
+from .threads import threads_scope
 from .tokenizers import PAD, Tokenizer
 
 LN2 = math.log(2)
@@ -600,6 +601,7 @@ class Trainer:
         signal.signal(signal.SIGINT, handler)
         return previous
 
+    @threads_scope("train")
     def fit(self) -> dict[str, Any]:
         """Train until the budget is spent (or early stopping); returns the final metrics."""
         s = self.state
