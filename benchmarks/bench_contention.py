@@ -9,11 +9,12 @@ each one's tokens/s and its share of the solo speed:
 - ``xuxie defaults``: what ``xuxie train`` / ``xuxie generate`` do (short OpenMP spin, threads
   per workload: all cores to train, 1 to decode one sequence).
 
-Every process runs the same fixed wall time; the rate is measured inside it, after a warm-up.
-Nothing else may run meanwhile (two cores: any other job spoils the figures).
+Every process runs the same fixed wall time; the rate is measured inside it, after a warm-up;
+each figure is the median of ``--repeats`` runs. Nothing else may run meanwhile (two cores: any
+other job spoils the figures).
 
-    .venv/bin/python benchmarks/bench_contention.py            # ≈ 4 minutes
-    .venv/bin/python benchmarks/bench_contention.py --seconds 30
+    .venv/bin/python benchmarks/bench_contention.py            # ≈ 8 minutes
+    .venv/bin/python benchmarks/bench_contention.py --seconds 30 --repeats 1
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,11 +91,12 @@ def run(setting: str, workload: str, seconds: float, model_dir: str, copies: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=25, help="wall time of each process")
+    ap.add_argument("--seconds", type=float, default=12, help="wall time of each process")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
     args = ap.parse_args()
     if os.getloadavg()[0] > 0.5:
         print(f"warning: load average {os.getloadavg()[0]:.1f}: another job is running; the figures will mean little")
-    print(f"CPU: {cpu_name()}; {args.seconds:.0f} s per process\n")
+    print(f"CPU: {cpu_name()}; {args.seconds:.0f} s per process, median of {args.repeats}\n")
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = str(Path(tmp) / "lstm")
         from xuxie import TextGenerator  # a default-size LSTM for the generation runs (speed does not depend on its weights)
@@ -102,8 +105,9 @@ def main() -> None:
         rows = []
         for workload in ("train", "generate"):
             for setting, label in (("torch", "torch defaults"), ("xuxie", "xuxie defaults")):
-                solo = run(setting, workload, args.seconds, model_dir, 1)[0]
-                pair = run(setting, workload, args.seconds, model_dir, 2)
+                solo = statistics.median(run(setting, workload, args.seconds, model_dir, 1)[0] for _ in range(args.repeats))
+                pairs = [sorted(run(setting, workload, args.seconds, model_dir, 2)) for _ in range(args.repeats)]
+                pair = [statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)]
                 rows.append((workload, label, solo, pair))
                 print(f"{workload:8s} {label:15s} solo {solo:8,.0f} tok/s   two at once {pair[0]:8,.0f} + {pair[1]:8,.0f} tok/s "
                       f"= {min(pair) / solo:5.0%} / {max(pair) / solo:5.0%} of solo each", flush=True)
