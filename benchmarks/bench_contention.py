@@ -13,7 +13,7 @@ Every process runs the same fixed wall time; the rate is measured inside it, aft
 each figure is the median of ``--repeats`` runs. Nothing else may run meanwhile (two cores: any
 other job spoils the figures).
 
-    .venv/bin/python benchmarks/bench_contention.py            # ≈ 8 minutes
+    .venv/bin/python benchmarks/bench_contention.py            # ≈ 6 minutes
     .venv/bin/python benchmarks/bench_contention.py --seconds 30 --repeats 1
 """
 

@@ -166,3 +166,21 @@ def test_openmp_spin_is_shortened_before_torch_loads_unless_the_user_chose():
     late = "import os, torch, xuxie; print(os.environ.get('GOMP_SPINCOUNT'))"  # torch first: too late, left alone
     r = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=120, env=_env())
     assert r.stdout.split() == ["None"]
+
+
+def test_test_process_stays_idle_while_a_training_child_runs(tmp_path, small_shakespeare_model):
+    """A test waiting for a training subprocess must leave both cores to it (torch has already
+    run in this process: the fixture trained a model here, so its OpenMP threads exist)."""
+    import resource
+    import time
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog.\n" * 2000, encoding="utf-8")
+    cmd = [sys.executable, "-m", "xuxie.cli", "train", str(corpus), "--out", str(tmp_path / "m"), "--steps", "40",
+           "--hidden-size", "64", "--preview-length", "0", "--quiet"]
+    before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - start
+    assert r.returncode == 0, r.stderr
+    busy = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert busy < 0.1 * wall + 0.2, f"the test process used {busy:.2f} s of CPU in {wall:.1f} s"
