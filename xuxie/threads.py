@@ -4,9 +4,9 @@ Measured on 2 cores (AMD EPYC Zen 4; ``benchmarks/bench_contention.py``, figures
 
 - torch's OpenMP runtime (libgomp) lets a thread that waits at a barrier spin about 300,000
   times before it sleeps. Alone that costs nothing; beside another busy process the spinning
-  thread holds the core the other one needs, and two trainings each fell to 9–18% of their solo
-  speed (two batch-1 generations: to 1%). A short spin (``GOMP_SPINCOUNT=300``) keeps ≈ 95% of
-  the solo training speed and ≈ 45% each when two run at once; sleeping at once
+  thread holds the core the other one needs: two trainings each fell to 1–26% of their solo
+  speed, two batch-1 generations to 1–26%. A short spin (``GOMP_SPINCOUNT=300``) kept the solo
+  training speed (within noise) and 43–64% each when two trained at once; sleeping at once
   (``OMP_WAIT_POLICY=PASSIVE``) cost 25% alone.
 - Decoding one to a few sequences is a chain of small matrix–vector products: a second thread
   gained nothing alone (7.3k vs 7.2k tokens/s) and is what collapses next to another job. From 8
