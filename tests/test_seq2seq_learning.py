@@ -4,7 +4,7 @@
   attention, which measured best here: 99.7% after 90 s vs 99.1% for Luong general; the task
   marked by the first symbol) reaches ≥ 99% exact match with greedy decoding on unseen strings
   after 2,000 steps. Without attention a fixed-size encoder state cannot hold
-  30 symbols this exactly in that time.
+  30 symbols this exactly in that budget.
 - On 红楼梦 continuation pairs (each paragraph → the next) validation perplexity falls during
   training, and beam search (4 beams) finds an answer at least as likely as greedy's for ≥ 90% of
   held-out inputs.
