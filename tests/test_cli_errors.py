@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from xuxie import TextGenerator
+from xuxie import TextGenerator, XuxieError
 from xuxie.cli import app
 
 runner = CliRunner()
@@ -111,6 +111,14 @@ def test_train_refuses_to_overwrite(model_dir, copy_of, shakespeare_text, tmp_pa
     (["--arch", "transformer", "--positions", "learned", "--seq-len", "300"], "longer than the model's context 128"),
     (["--heads", "4"], "transformer options; add --arch transformer"),
     (["--grad-accum", "0"], "grad-accum must be at least 1"),
+    (["--time", "nan"], "--time must be a finite number, got nan"),
+    (["--time", "inf"], "--time must be a finite number, got inf"),
+    (["--epochs", "inf"], "--epochs must be a finite number"),
+    (["--lr", "nan"], "--lr must be a finite number"),
+    (["--dropout", "nan"], "--dropout must be a finite number"),
+    (["--val-fraction", "inf"], "--val-fraction must be a finite number"),
+    (["--seed", "-1"], "--seed must be a whole number from 0 to"),
+    (["--seed", "99999999999999999999"], "--seed must be a whole number from 0 to"),
 ])
 def test_train_bad_options(tmp_path, shakespeare_text, args, phrase):
     corpus = tmp_path / "c.txt"
@@ -202,3 +210,24 @@ def test_api_missing_file_is_not_taken_as_text(tmp_path):
     with pytest.raises(XuxieError, match="does not exist"):
         TextGenerator.train("data/my_novel.txt", out=tmp_path / "out", steps=1)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["--top-p", "nan"], "--top-p must be a finite number"),
+    (["--temperature", "inf"], "temperature must be 0 (greedy) or positive, and finite"),
+    (["--temperature", "0.5,nan"], "temperature must be 0 (greedy) or positive, and finite"),
+    (["--repetition-penalty", "nan"], "--repetition-penalty must be a finite number"),
+    (["--length-penalty", "-inf"], "--length-penalty must be a finite number"),
+    (["--seed", "18446744073709551616"], "--seed must be a whole number from 0 to"),
+])
+def test_generate_non_finite_numbers_and_bad_seeds(model_dir, args, phrase):
+    assert_clear_error(run("generate", model_dir, *args), phrase)
+
+
+def test_python_api_rejects_non_finite_numbers(model_dir, shakespeare_text):
+    tg = TextGenerator.load(model_dir)
+    for options in ({"top_p": float("nan")}, {"length_penalty": float("inf")}, {"seed": 2**64}, {"temperature": float("inf")}):
+        with pytest.raises(XuxieError):
+            tg.generate(**options)
+    with pytest.raises(XuxieError, match="finite"):
+        TextGenerator.train(shakespeare_text[:5000], time=float("nan"))

@@ -111,8 +111,8 @@ def temperature_list(temperature: float | str | Sequence[float]) -> list[float]:
     if not temps:
         raise XuxieError("temperature must be 0 (greedy) or positive; got an empty list")
     for t in temps:
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or math.isnan(t) or t < 0:
-            raise XuxieError(f"temperature must be 0 (greedy) or positive, got {t!r}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+            raise XuxieError(f"temperature must be 0 (greedy) or positive, and finite; got {t!r}")
     return [float(t) for t in temps]
 
 

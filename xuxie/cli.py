@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import XuxieError
+from .errors import XuxieError, check_numbers
 from .threads import requested_threads_set, threads_scope
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ def _command(workload: str) -> Callable[[Callable], Callable]:
             from .training import TrainingInterrupted
 
             try:
+                check_numbers(kwargs, flag=lambda name: "--" + name.replace("_", "-"))
                 with requested_threads_set(threads), threads_scope(workload):
                     return fn(*args, **kwargs)
             except XuxieError as e:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .errors import XuxieError
+from .errors import XuxieError, check_numbers
 from .threads import threads_scope
 from .tokenizers import BOS, SPECIALS
 
@@ -45,6 +45,7 @@ class GenerationConfig:
         self.stop = tuple(s for s in self.stop if s)
 
     def validate(self) -> GenerationConfig:
+        check_numbers(vars(self))
         checks = [
             (self.temperature is None or self.temperature < 0 or math.isnan(self.temperature),
              f"temperature must be 0 (greedy) or positive, got {self.temperature}"),

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from . import checkpoint as ckpt
 from .data import LMBatches, PairBatch, PairBatches, PairData, eval_streams
 from .decoding import GenerationConfig, generate_texts, prompt_ids_for, suppressed_ids
-from .errors import XuxieError
+from .errors import XuxieError, check_numbers
 from .fileio import append_text
 from .models import LanguageModel
 from .threads import threads_scope
@@ -68,6 +68,7 @@ class TrainConfig:
     preview_length: int = 200
 
     def validate(self) -> TrainConfig:
+        check_numbers(vars(self))
         if self.grad_accum < 1:
             raise XuxieError(f"--grad-accum must be at least 1, got {self.grad_accum}")
         if self.seq_len < 1 or self.batch_size < 1:
