@@ -231,3 +231,15 @@ def test_python_api_rejects_non_finite_numbers(model_dir, shakespeare_text):
             tg.generate(**options)
     with pytest.raises(XuxieError, match="finite"):
         TextGenerator.train(shakespeare_text[:5000], time=float("nan"))
+
+
+@pytest.mark.parametrize("device, phrase", [
+    ("cuda:7", "device 'cuda:7' is not available"),
+    ("banana", "unknown device 'banana'"),
+])
+def test_unavailable_device_is_one_line(model_dir, device, phrase):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 GPUs")
+    assert_clear_error(run("generate", model_dir, "--device", device), phrase)
