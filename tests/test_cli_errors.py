@@ -159,7 +159,24 @@ def test_weights_for_another_model(copy_of):
     config = json.loads((target / "config.json").read_text(encoding="utf-8"))
     config["model"]["hidden_size"] = 32
     (target / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    assert_clear_error(run("generate", target), "damaged")
+    assert_clear_error(run("generate", target), "does not fit model.safetensors", "damaged")
+
+
+@pytest.mark.parametrize("size", [10**7, 10**12])
+def test_config_claiming_a_huge_model_is_one_line_before_allocating(copy_of, size):
+    """A hidden size of 10^7 would ask for terabytes: config.json is checked against the weights'
+    shapes on the meta device first, so this is one line, not an out-of-memory crash."""
+    import resource
+    import time
+
+    target = copy_of()
+    config = json.loads((target / "config.json").read_text(encoding="utf-8"))
+    config["model"]["hidden_size"] = size
+    (target / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    peak_before, start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter()
+    assert_clear_error(run("generate", target), "config.json", "damaged")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 200_000  # KiB: nothing big was allocated
+    assert time.perf_counter() - start < 30  # a guard against a hang, not a speed test
 
 
 # --------------------------------------------------------------------------- generate: bad values

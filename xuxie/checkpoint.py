@@ -103,15 +103,46 @@ def load_model_dir(path: str | Path, device: str | torch.device | None = None, w
     wpath = path / weights
     if not wpath.is_file():
         raise XuxieError(f"{path} has no {weights}; the model directory is damaged or training never finished an evaluation")
+    check_config_fits(path, config, tokenizer, wpath)
     model = model_from_config(config["arch"], config["model"])
-    n_labels = len(config.get("labels", []))
-    if model.config.vocab_size != tokenizer.vocab_size + n_labels:
-        raise XuxieError(f"{path}: the model has {model.config.vocab_size} tokens but the tokenizer {tokenizer.vocab_size}"
-                         f"{f' + {n_labels} context labels' if n_labels else ''}; the model directory is damaged")
     model.to(resolve_device(device))
     load_weights(model, wpath)
     model.eval()
     return model, tokenizer, config
+
+
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Every tensor's shape, from the safetensors header alone (no tensor is read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for damaged files
+        detail = " ".join(str(e).split())[:120]
+        raise XuxieError(f"cannot read weights {path} ({type(e).__name__}: {detail}); the model directory is damaged — retrain or restore it") from None
+
+
+def check_config_fits(path: Path, config: dict[str, Any], tokenizer: Tokenizer, weights: Path) -> None:
+    """config.json against tokenizer.json and the weights' shapes, before anything is allocated:
+    the model is first built on the meta device (shapes only), so a damaged config.json that
+    asks for, say, a hidden size of 10^7 is one line instead of an out-of-memory crash."""
+    try:
+        with torch.device("meta"):
+            skeleton = model_from_config(config["arch"], config["model"])
+    except XuxieError:
+        raise
+    except Exception as e:
+        raise XuxieError(f"{path / CONFIG} describes no buildable model ({type(e).__name__}); the model directory is damaged") from None
+    n_labels = len(config.get("labels", []))
+    if skeleton.config.vocab_size != tokenizer.vocab_size + n_labels:
+        raise XuxieError(f"{path}: the model has {skeleton.config.vocab_size} tokens but the tokenizer {tokenizer.vocab_size}"
+                         f"{f' + {n_labels} context labels' if n_labels else ''}; the model directory is damaged")
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    for name, shape in weight_shapes(weights).items():
+        if name in expected and expected[name] != shape:
+            raise XuxieError(f"{path / CONFIG} does not fit {weights.name}: '{name}' is {list(shape)} in the weights but "
+                             f"{list(expected[name])} by config.json; the model directory is damaged — retrain or restore it")
 
 
 def save_trainer_state(path: str | Path, state: dict[str, Any]) -> None:
