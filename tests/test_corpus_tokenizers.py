@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import urllib.error
+import warnings
 
 import numpy as np
 import pytest
@@ -13,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from xuxie import corpus as corpus_mod
-from xuxie.corpus import corpus_from_text, decode_bytes, read_corpus
+from xuxie.corpus import corpus_from_text, decode_bytes, normalize_text, read_corpus
 from xuxie.data import encode_corpus
-from xuxie.errors import XuxieError
+from xuxie.errors import XuxieError, XuxieWarning
 from xuxie.tokenizers import CharTokenizer, WordTokenizer, load_tokenizer, train_tokenizer
 from xuxie.tokenizers.base import BOS, EOS, UNK
 from xuxie.tokenizers.word import split_words
@@ -67,6 +68,42 @@ def test_latin_encodings(shakespeare_text):
     text = "Café, naïve — “quoted” résumé.\n" + shakespeare_text[:5000]
     assert decode_bytes(text.encode("cp1252"))[0] == text
     assert decode_bytes(text.encode("utf-16-le"))[0] == text
+
+
+def test_utf8_with_a_bad_byte_keeps_its_chinese(hlm_text, tmp_path):
+    """One invalid byte in a UTF-8 file: read as UTF-8 with U+FFFD there and one warning naming the
+    count and the first offset, never re-read as Latin-1 (which turned the whole novel into mojibake)."""
+    head, tail = hlm_text[:3_000].encode("utf-8"), hlm_text[3_000:20_000].encode("utf-8")
+    path = tmp_path / "damaged.txt"
+    path.write_bytes(head + b"\xff" + tail + b"\xfe\xfe")
+    with pytest.warns(XuxieWarning, match=rf"UTF-8 with 3 invalid bytes \(the first at byte {len(head)}\)"):
+        c = read_corpus(path)
+    assert c.encodings == ("utf-8",)
+    assert c.text.count("\ufffd") == 3
+    assert c.text.replace("\ufffd", "") == normalize_text(hlm_text[:20_000])
+
+
+def test_a_file_with_one_stray_high_byte_is_not_taken_for_damaged_utf8(shakespeare_text):
+    """No real UTF-8 around the byte: encoding detection decides, not the damaged-UTF-8 rule."""
+    data = (shakespeare_text[:5000] + "\nIt\u2019s done.\n").encode("cp1252")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", XuxieWarning)
+        _, enc = decode_bytes(data)
+    assert enc != "utf-8"
+
+
+def test_cli_shows_the_damage_warning_as_one_line(hlm_text, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "damaged.txt"
+    good = hlm_text[:20_000].encode("utf-8")
+    path.write_bytes(good[:500] + b"\xff" + good[500:])
+    r = subprocess.run([sys.executable, "-m", "xuxie.cli", "train", str(path), "--out", str(tmp_path / "m"), "--steps", "2",
+                        "--hidden-size", "16", "--preview-length", "0", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if "invalid byte" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning:") and "first at byte 500" in lines[0], r.stderr
 
 
 def test_forced_encoding(hlm_text, tmp_path):

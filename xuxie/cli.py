@@ -6,6 +6,7 @@ import functools
 import inspect
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import XuxieError, check_numbers
+from .errors import XuxieError, XuxieWarning, check_numbers
 from .threads import requested_threads_set, threads_scope
 
 app = typer.Typer(
@@ -28,6 +29,18 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
+_show_warning = warnings.showwarning
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    """xuxie's warnings as one plain line on stderr; others as Python shows them."""
+    if issubclass(category, XuxieWarning):
+        err.print(f"[yellow]warning:[/] {escape(' '.join(str(message).split()))}", soft_wrap=True)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
+warnings.showwarning = _warning_line
 
 
 THREADS_OPTION = inspect.Parameter(

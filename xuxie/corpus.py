@@ -32,10 +32,11 @@ import tempfile
 import unicodedata
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import XuxieError
+from .errors import XuxieError, XuxieWarning
 
 MODES = ("text", "lines", "pairs", "continuation")
 PAIR_SUFFIXES = (".tsv", ".jsonl")
@@ -263,10 +264,34 @@ def _utf8_cut_short(data: bytes) -> str | None:
     return None
 
 
+_INVALID_UTF8 = re.compile("[\udc80-\udcff]")  # what surrogateescape makes of each byte that is not UTF-8
+MOSTLY_UTF8 = 100  # valid non-ASCII bytes per invalid byte from which a file is UTF-8 with damage
+
+
+def _mostly_utf8(data: bytes, name: str) -> str | None:
+    """UTF-8 with a few invalid bytes (a damaged download, a bad copy-paste): each becomes U+FFFD,
+    with one warning, rather than the whole file being re-read as Latin-1. It needs real UTF-8
+    around the damage — at least :data:`MOSTLY_UTF8` valid non-ASCII bytes per invalid one — so a
+    cp1252 file with a single curly quote still goes to encoding detection."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    invalid = len(_INVALID_UTF8.findall(text))
+    non_ascii = len(data.translate(None, bytes(range(128))))
+    if not invalid or non_ascii - invalid < MOSTLY_UTF8 * invalid:
+        return None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        first = e.start
+    warnings.warn(f"{name} is UTF-8 with {invalid} invalid byte{'s' if invalid > 1 else ''} (the first at byte {first}); "
+                  "each became \ufffd — pass --encoding to read it another way", XuxieWarning, stacklevel=2)
+    return _INVALID_UTF8.sub("\ufffd", text)
+
+
 def decode_bytes(data: bytes, encoding: str | None = None, name: str = "<bytes>") -> tuple[str, str]:
     """Decode ``data`` to text; returns (text, encoding used).
 
-    Order: forced ``encoding``; a byte-order mark (UTF-8/16/32); strict UTF-8; UTF-16 recognised by
+    Order: forced ``encoding``; a byte-order mark (UTF-8/16/32); strict UTF-8; UTF-8 with a few
+    invalid bytes (replaced, with a warning); UTF-16 recognised by
     its NUL bytes; otherwise each of GB18030 (a superset of GBK/GB2312), Big5, UTF-16, cp1252 and
     Latin-1 that decodes the bytes without error, the most plausible chosen by charset-normalizer.
     (charset-normalizer alone rejects some real Big5 text, measured on 红楼梦, so it only ranks
@@ -293,6 +318,9 @@ def decode_bytes(data: bytes, encoding: str | None = None, name: str = "<bytes>"
     if text is not None:
         return text, "utf-8"
     text = _utf8_cut_short(data)
+    if text is not None:
+        return text, "utf-8"
+    text = _mostly_utf8(data, name)
     if text is not None:
         return text, "utf-8"
     utf16 = _utf16_guess(data)

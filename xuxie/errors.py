@@ -18,6 +18,10 @@ class XuxieError(ValueError):
     exit_code = 2
 
 
+class XuxieWarning(UserWarning):
+    """Something the user should know that does not stop the work (the CLI prints one line)."""
+
+
 SEED_RANGE = (0, 2**63 - 1)  # torch and numpy both take it, with room for the offsets added to seeds
 
 
