@@ -1,4 +1,4 @@
-"""User-facing errors.
+"""User-facing errors and warnings, and the rule every number obeys.
 
 Anything the user can fix (a bad path, a bad option value, a damaged model directory) raises
 :class:`XuxieError` with one line saying what is wrong and what to do. The CLI prints that line
