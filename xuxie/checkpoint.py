@@ -160,12 +160,16 @@ def load_trainer_state(path: str | Path, device: torch.device | None = None) -> 
         raise XuxieError(f"{f} is damaged ({type(e).__name__}); cannot resume — train without --resume into a new --out") from None
 
 
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None``/"auto": CUDA if present, else Apple MPS, else CPU."""
     if device is None or str(device) == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
@@ -177,6 +181,6 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         if (chosen.index or 0) >= count:
             have = f"this machine has {count} CUDA device{'s' if count != 1 else ''}" + (f" (cuda:0 to cuda:{count - 1})" if count > 1 else "")
             raise XuxieError(f"device '{device}' is not available: {have}; use --device auto or cpu")
-    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+    if chosen.type == "mps" and not _mps_available():
         raise XuxieError(f"device '{device}' is not available (Apple GPUs only); use --device auto or cpu")
     return chosen

@@ -278,10 +278,7 @@ def _mostly_utf8(data: bytes, name: str) -> str | None:
     non_ascii = len(data.translate(None, bytes(range(128))))
     if not invalid or non_ascii - invalid < MOSTLY_UTF8 * invalid:
         return None
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        first = e.start
+    first = len(text[:_INVALID_UTF8.search(text).start()].encode("utf-8", errors="surrogateescape"))  # a byte offset
     warnings.warn(f"{name} is UTF-8 with {invalid} invalid byte{'s' if invalid > 1 else ''} (the first at byte {first}); "
                   "each became \ufffd — pass --encoding to read it another way", XuxieWarning, stacklevel=2)
     return _INVALID_UTF8.sub("\ufffd", text)
