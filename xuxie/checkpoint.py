@@ -23,11 +23,11 @@ from typing import Any
 import torch
 
 from .errors import XuxieError
-from .fileio import atomic_path, atomic_write_text
+from .fileio import MODEL_FORMAT, atomic_path, atomic_write_text
 from .models import LanguageModel, model_from_config
 from .tokenizers import Tokenizer, load_tokenizer
 
-FORMAT = "xuxie-model"
+FORMAT = MODEL_FORMAT
 VERSION = 1
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"

@@ -1,7 +1,9 @@
-"""Atomic file writes: write to a temporary file in the same folder, fsync, then rename."""
+"""Atomic file writes (temporary file in the same folder, fsync, rename), and how xuxie knows a
+folder it wrote: the ``format`` marker in its ``config.json``."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -36,3 +38,25 @@ def append_text(path: str | Path, text: str) -> None:
     with open(path, "a", encoding="utf-8") as f:
         f.write(text)
         f.flush()
+
+
+MODEL_FORMAT = "xuxie-model"  # config.json "format" of a model directory
+EXPORT_FORMAT = "xuxie-hf-export"  # config.json "xuxie_export" of a Hugging Face export
+
+
+def xuxie_folder_kind(path: str | Path) -> str | None:
+    """``"model"`` or ``"export"`` when ``path`` is a folder xuxie wrote (its config.json carries
+    xuxie's format marker), else ``None``. Only such folders are ever overwritten or skipped as
+    xuxie's own; a marker-less folder is the user's, whatever files it holds."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    if config.get("format") == MODEL_FORMAT:
+        return "model"
+    marker = config.get("xuxie_export")
+    if isinstance(marker, dict) and marker.get("format") == EXPORT_FORMAT:
+        return "export"
+    return None
