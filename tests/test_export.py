@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import zlib
 from pathlib import Path
@@ -164,10 +165,12 @@ def test_cli_export_and_overwrite(make_model, tmp_path):
     r = run("export", model_dir, out, "--format", "hf")
     assert r.exit_code == 0, r.stderr
     _logits_match(model_dir, out, "learned")
-    (out / "stale.txt").write_text("from before")
-    r = run("export", make_model("rotary"), out, "--overwrite")
+    (out / "notes.txt").write_text("the user's own file")
+    r = run("export", make_model("rotary", tokenizer="word"), out, "--overwrite")
     assert r.exit_code == 0, r.stderr
-    assert not (out / "stale.txt").exists()
+    # Only xuxie's files are replaced: the earlier export's char tokenizer goes, the user's file stays.
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    assert not (out / "tokenizer.json").exists() and not (out / "tokenizer_config.json").exists()
     assert AutoModelForCausalLM.from_pretrained(out).config.model_type == "gpt_neox"
     assert [p.name for p in tmp_path.iterdir()] == ["hf"]  # no temporary folders left behind
 
@@ -186,8 +189,27 @@ def test_cli_existing_out_untouched(make_model, tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     before = snapshot(out)
-    assert_clear_error(run("export", make_model("rotary"), out), "exists and is not empty", "--overwrite")
-    assert snapshot(out) == before
+    for flags in ((), ("--overwrite",)):  # a folder xuxie did not write is never replaced
+        assert_clear_error(run("export", make_model("rotary"), out, *flags), "holds files xuxie did not write", "choose another path")
+        assert snapshot(out) == before
+
+
+def test_cli_export_never_replaces_foreign_folders(make_model, tmp_path):
+    """A Hugging Face folder that xuxie did not write, and a xuxie model directory, survive --overwrite."""
+    hf = tmp_path / "someone-elses-gpt2"
+    export_hf(make_model("learned"), hf)
+    config = json.loads((hf / "config.json").read_text())
+    del config["xuxie_export"]  # as transformers' save_pretrained writes it
+    (hf / "config.json").write_text(json.dumps(config))
+    before = snapshot(hf)
+    assert_clear_error(run("export", make_model("rotary"), hf, "--overwrite"), "holds files xuxie did not write")
+    assert snapshot(hf) == before
+    other_model = make_model("rotary", context=8)
+    before = snapshot(other_model)
+    assert_clear_error(run("export", make_model("rotary"), other_model, "--overwrite"), "is a xuxie model directory")
+    assert snapshot(other_model) == before
+    (tmp_path / "f.txt").write_text("x")
+    assert_clear_error(run("export", make_model("rotary"), tmp_path / "f.txt" / "under"), "is inside", "which is a file")
 
 
 def test_cli_unknown_format(make_model, tmp_path):
@@ -223,12 +245,14 @@ def test_interrupted_export_leaves_nothing(make_model, tmp_path, monkeypatch):
         export_hf(make_model("rotary"), out)
     assert list(tmp_path.iterdir()) == []
     # with --overwrite, an interrupted export keeps the previous one
-    out.mkdir()
-    (out / "old.txt").write_text("previous export")
+    monkeypatch.undo()
+    export_hf(make_model("learned"), out)
+    before = snapshot(out)
+    monkeypatch.setattr(safetensors.torch, "save_file", broken)
     with pytest.raises(KeyboardInterrupt):
         export_hf(make_model("rotary"), out, overwrite=True)
     assert [p.name for p in tmp_path.iterdir()] == ["hf"]
-    assert (out / "old.txt").read_text() == "previous export"
+    assert snapshot(out) == before
 
 
 def test_api_error_type(make_model, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from xuxie import Callback, TextGenerator, XuxieError
-from xuxie.checkpoint import load_trainer_state
+from xuxie.checkpoint import checkpoints, load_trainer_state
 
 TINY = {"hidden_size": 48, "num_layers": 1}
 FAST = dict(seq_len=48, batch_size=16, preview_length=0, progress=False, precision="fp32")
@@ -28,8 +28,9 @@ def test_save_load_generate_same_text(small_shakespeare_model, tmp_path):
     loaded = TextGenerator.load(tg.path)
     kw = dict(prompt="ROMEO:", temperature=0.9, top_p=0.95, max_new_tokens=120, seed=11)
     assert tg.generate(2, **kw) == loaded.generate(2, **kw)
-    for name in ("config.json", "tokenizer.json", "model.safetensors", "last.safetensors", "trainer_state.pt", "log.jsonl"):
+    for name in ("config.json", "tokenizer.json", "model.safetensors", "log.jsonl"):
         assert (Path(tg.path) / name).is_file(), name
+    assert checkpoints(tg.path) and (checkpoints(tg.path)[0] / "trainer_state.pt").is_file()
     cfg = json.loads((Path(tg.path) / "config.json").read_text())
     assert cfg["format"] == "xuxie-model" and cfg["arch"] == "lstm" and cfg["results"]["final_val_loss"] > 0
     # A copy elsewhere loads on its own.
@@ -60,8 +61,7 @@ def test_resume_continues_exactly(shakespeare_text, tmp_path):
     resumed = TextGenerator.train(text, out=tmp_path / "b", resume=True, **{k: v for k, v in common.items() if k != "model_options"})
 
     # Same weights as the uninterrupted run: optimiser, schedule, data order and dropout RNG all resumed.
-    a = torch.load(tmp_path / "a" / "trainer_state.pt", weights_only=True)
-    b = torch.load(tmp_path / "b" / "trainer_state.pt", weights_only=True)
+    a, b = load_trainer_state(tmp_path / "a"), load_trainer_state(tmp_path / "b")
     assert json.loads(a["state"])["step"] == json.loads(b["state"])["step"] == 40
     for pa, pb in zip(straight.model.parameters(), resumed.model.parameters()):
         torch.testing.assert_close(pa, pb, atol=1e-6, rtol=0)

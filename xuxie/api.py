@@ -20,6 +20,7 @@ import math
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,8 @@ from . import checkpoint as ckpt
 from .corpus import PAIR_SUFFIXES, Corpus, continuation_pairs, corpus_from_text, read_corpus, read_pairs
 from .data import PairData, check_window, encode_corpus, encode_pairs
 from .decoding import GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids
-from .errors import XuxieError
+from .errors import XuxieError, XuxieWarning
+from .fileio import atomic_path
 from .models import LanguageModel, build_model
 from .threads import threads_scope
 from .tokenizers import Tokenizer, train_tokenizer
@@ -87,6 +89,30 @@ def resolve_mode(arch: str, mode: str | None, sources: Sequence[Any]) -> str:
 # A one-line string naming a text file is a path even when it does not exist (a clear error, not
 # a model trained on the file name).
 _PATHLIKE = re.compile(r"\S+\.(?:txt|md|text|csv|tsv|json|jsonl)|\S*[/\\]", re.IGNORECASE)
+
+
+def _corpus_files(source: Any) -> list[Path]:
+    """The existing files and folders named by a training source (not a text string or a Corpus)."""
+    if isinstance(source, Corpus):
+        return []
+    names = source if isinstance(source, (list, tuple)) else [source]
+    found = []
+    for name in names:
+        try:
+            if (isinstance(name, Path) or _looks_like_path(str(name))) and Path(name).exists():
+                found.append(Path(name))
+        except OSError:  # a text string too long to be a file name
+            pass
+    return found
+
+
+def _warn_if_corpus_changed(out_dir: Path, saved: dict[str, Any], corpus: Corpus) -> None:
+    """--resume on a corpus that is not the one the run began with: say so, and go on (a tokenizer
+    is fixed at the start, so new characters are read as unknown)."""
+    before, now = saved.get("sha256"), corpus.fingerprint()
+    if before and before != now:
+        warnings.warn(f"the corpus differs from the one {out_dir} was started on (sha256 {before[:12]}… then, {now[:12]}… now); "
+                      "training continues on the new text with the run's tokenizer", XuxieWarning, stacklevel=2)
 
 
 def _looks_like_path(s: str) -> bool:
@@ -193,14 +219,13 @@ class TextGenerator:
                 # A continuation model's sources are plain texts, paired again as before.
                 read_mode = "continuation" if saved_corpus.get("unit") else saved["mode"]
                 corpus = cls._read(source, read_mode, encoding, unit, sentences)
+            _warn_if_corpus_changed(out_dir, saved_corpus, corpus)
+            torch.manual_seed(tc.seed)  # a run killed before its first checkpoint starts as it began
             model = ckpt.model_from_config(arch, saved["model"]).to(dev)
             run_info = {k: v for k, v in saved.items() if k not in ("format", "version", "train", "results")}
         else:
-            if out is not None and out_dir.exists() and any(out_dir.iterdir()):
-                if ckpt.is_model_dir(out_dir) and not overwrite:
-                    raise XuxieError(f"{out_dir} already holds a model; pass --resume to continue it, --overwrite to replace it, or choose another --out")
-                if not ckpt.is_model_dir(out_dir) and not overwrite:
-                    raise XuxieError(f"{out_dir} exists and is not empty; choose another --out or pass --overwrite")
+            if out is not None:
+                ckpt.check_out_dir(out_dir, overwrite, _corpus_files(source))
             mode = resolve_mode(arch, mode, source if isinstance(source, (list, tuple, Corpus)) else [source])
             given = {k: v for k, v in train_options.items() if v is not None}
             tc = TrainConfig(**{**ARCH_TRAIN_DEFAULTS.get(arch, {}), **given}, **budget)
@@ -265,11 +290,7 @@ class TextGenerator:
             val_chars = sum(len(d) + (1 if corpus.mode == "lines" else 0) for d in val_part.documents)
             check_window(len(train_ids), tc.seq_len)
         if not resume:  # every input is checked: only now touch the output directory
-            if overwrite and out_dir.exists():
-                for name in (ckpt.CONFIG, ckpt.WEIGHTS, ckpt.LAST, ckpt.TRAINER_STATE, ckpt.LOG, ckpt.SAMPLES, ckpt.TOKENIZER):
-                    (out_dir / name).unlink(missing_ok=True)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            tok.save(out_dir / ckpt.TOKENIZER)
+            ckpt.start_model_dir(out_dir, tok, {**run_info, "train": tc.to_dict()})
         if console is None and progress:
             from rich.console import Console
 
@@ -599,14 +620,19 @@ class TextGenerator:
     def info(self) -> dict[str, Any]:
         return {**self.config, "path": str(self.path) if self.path else None}
 
-    def save(self, path: str | Path) -> None:
-        """Copy the model directory (weights, tokenizer, config) to ``path``."""
+    def save(self, path: str | Path, overwrite: bool = False) -> None:
+        """Copy the model (weights, tokenizer, config) to the folder ``path``: a new or empty one,
+        or with ``overwrite`` a xuxie model directory (a folder xuxie did not write is refused)."""
         if self.path is None:
             raise XuxieError("this model has no directory to copy")
         dest = Path(path)
-        dest.mkdir(parents=True, exist_ok=True)
-        for name in (ckpt.CONFIG, ckpt.TOKENIZER, ckpt.WEIGHTS):
-            shutil.copy2(self.path / name, dest / name)
+        if dest.exists() and dest.resolve() == self.path.resolve():
+            return
+        ckpt.check_out_dir(dest, overwrite)
+        ckpt.clear_run(dest)  # an overwritten model's checkpoints would not fit the new weights
+        for name in (ckpt.TOKENIZER, ckpt.WEIGHTS, ckpt.CONFIG):  # config.json, with xuxie's marker, last
+            with atomic_path(dest / name) as tmp:
+                shutil.copyfile(self.path / name, tmp)
 
     def __repr__(self) -> str:
         return f"TextGenerator(arch={self.config.get('arch')}, vocab={self.tokenizer.vocab_size}, params={self.model.num_parameters():,}, mode={self.mode})"

@@ -1,29 +1,37 @@
 """The model directory: everything that defines a model, loadable with no network.
 
 ```
-config.json          format, version, arch, model config, tokenizer kind, corpus mode, training summary
+config.json          format marker, version, arch, model config, tokenizer kind, corpus, results
 tokenizer.json       the tokenizer (JSON)
 model.safetensors    best weights (lowest validation loss)
-last.safetensors     latest weights, for --resume
-trainer_state.pt     optimiser, step, schedule and RNG state, for --resume (tensors only)
+checkpoints/         the two newest checkpoints, for --resume; each one folder:
+  step-000001200/      weights.safetensors + trainer_state.pt (optimiser, step, schedule, RNG)
 log.jsonl            metrics, one JSON object a line
 samples.md           sample previews written during training
 ```
-Every file is written atomically (temp file + rename): an interrupted write never leaves a
-half-written model behind. Weights are safetensors, never pickle; the trainer state is loaded
-with ``weights_only=True``.
+Every file is written atomically (temp file + rename) and a checkpoint is a folder renamed into
+place once complete, so a process killed at any instant leaves the previous checkpoint whole and
+never a half-written file that looks finished. Weights are safetensors, never pickle; the trainer
+state is loaded with ``weights_only=True``. Folders written by older versions (``last.safetensors``
++ ``trainer_state.pt`` beside config.json) still load and resume.
 """
 
 from __future__ import annotations
 
+import glob
 import json
+import os
+import re
+import shutil
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .errors import XuxieError
-from .fileio import MODEL_FORMAT, atomic_path, atomic_write_text
+from .errors import XuxieError, XuxieWarning
+from .fileio import MODEL_FORMAT, atomic_path, atomic_write_text, fsync_dir, make_temp_dir, xuxie_folder_kind
 from .models import LanguageModel, model_from_config
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -36,10 +44,20 @@ LAST = "last.safetensors"
 TRAINER_STATE = "trainer_state.pt"
 LOG = "log.jsonl"
 SAMPLES = "samples.md"
+CHECKPOINTS = "checkpoints"
+KEEP_CHECKPOINTS = 2  # the newest and the one before it, in case the newest is damaged
+#: every file a training run writes beside config.json: the only ones --overwrite removes
+RUN_FILES = (WEIGHTS, LAST, TRAINER_STATE, LOG, SAMPLES)
+_CHECKPOINT_NAME = re.compile(r"step-(\d+)(?:\.(\d+))?")
 
 
 def is_model_dir(path: str | Path) -> bool:
     return (Path(path) / CONFIG).is_file()
+
+
+def has_checkpoint(path: str | Path) -> bool:
+    """Whether a run in ``path`` ever saved weights (otherwise the folder holds nothing to lose)."""
+    return (Path(path) / WEIGHTS).is_file() or bool(checkpoints(path)) or (Path(path) / LAST).is_file()
 
 
 def save_weights(model: LanguageModel, path: Path, metadata: dict[str, str] | None = None) -> None:
@@ -101,8 +119,11 @@ def load_model_dir(path: str | Path, device: str | torch.device | None = None, w
         raise XuxieError(f"{path} has no {TOKENIZER}; the model directory is damaged — retrain or restore it")
     tokenizer = load_tokenizer(path / TOKENIZER)
     wpath = path / weights
+    if not wpath.is_file() and weights == WEIGHTS and checkpoints(path):
+        wpath = checkpoints(path)[0] / CKPT_WEIGHTS  # killed before its first best weights were written
     if not wpath.is_file():
-        raise XuxieError(f"{path} has no {weights}; the model directory is damaged or training never finished an evaluation")
+        raise XuxieError(f"{path} has no {weights} yet: training has not saved a checkpoint; "
+                         f"continue it with 'xuxie train --out {path} --resume'")
     check_config_fits(path, config, tokenizer, wpath)
     model = model_from_config(config["arch"], config["model"])
     model.to(resolve_device(device))
@@ -145,19 +166,183 @@ def check_config_fits(path: Path, config: dict[str, Any], tokenizer: Tokenizer, 
                              f"{list(expected[name])} by config.json; the model directory is damaged — retrain or restore it")
 
 
-def save_trainer_state(path: str | Path, state: dict[str, Any]) -> None:
-    with atomic_path(Path(path) / TRAINER_STATE) as tmp:
-        torch.save(state, tmp)
+# --------------------------------------------------------------------------- the output folder
+def check_out_dir(path: Path, overwrite: bool, corpus_files: Sequence[Path] = ()) -> None:
+    """Refuse an --out that training may not write into, before any work: a file or a folder under
+    a file; a non-empty folder xuxie did not write (whatever --overwrite says: xuxie replaces only
+    its own files); a folder holding the corpus; a trained model without --overwrite. A xuxie
+    folder whose run never saved a checkpoint holds nothing to lose and is reused."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == path else f"is inside {folder}, which is a file"
+                raise XuxieError(f"--out {path} {where}; give a folder path")
+            break
+    for f in corpus_files:
+        if f.resolve().is_relative_to(path.resolve()):
+            raise XuxieError(f"the corpus {f} is inside --out {path}; choose an --out folder that holds no corpus files")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    kind = xuxie_folder_kind(path)
+    if kind is None:
+        shown = ", ".join(sorted(e.name for e in path.iterdir())[:3])
+        raise XuxieError(f"--out {path} holds files xuxie did not write ({shown}…); choose another --out "
+                         "(xuxie never replaces a folder it did not make, even with --overwrite)")
+    if kind == "export":
+        raise XuxieError(f"--out {path} is a Hugging Face export, not a model directory; choose another --out")
+    if has_checkpoint(path) and not overwrite:
+        raise XuxieError(f"{path} already holds a model; pass --resume to continue it, --overwrite to replace it, or choose another --out")
+
+
+def start_model_dir(path: Path, tokenizer: Tokenizer, config: dict[str, Any]) -> None:
+    """Write a new run's tokenizer.json and config.json. A new folder appears whole (built beside
+    it, then renamed), so from its first instant it carries xuxie's marker; in a folder being
+    overwritten config.json is replaced last, so it never lacks one either."""
+    if path.is_dir() and any(path.iterdir()):
+        clear_run(path)
+        tokenizer.save(path / TOKENIZER)
+        write_config(path, config)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):  # from a run killed while starting
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = make_temp_dir(path.parent, path.name)
+    try:
+        tokenizer.save(tmp / TOKENIZER)
+        write_config(tmp, config)
+        os.replace(tmp, path)  # also replaces an empty folder
+        fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- checkpoints
+CKPT_WEIGHTS = "weights.safetensors"
+CKPT_STATE = "trainer_state.pt"
+
+
+def checkpoints(path: str | Path) -> list[Path]:
+    """The complete checkpoints in a model directory, newest first (a folder only gets its
+    ``step-N`` name once everything in it is written)."""
+    root = Path(path) / CHECKPOINTS
+    found = []
+    for entry in root.iterdir() if root.is_dir() else ():
+        m = _CHECKPOINT_NAME.fullmatch(entry.name)
+        if m and entry.is_dir():
+            found.append(((int(m[1]), int(m[2] or 0)), entry))
+    return [entry for _, entry in sorted(found, reverse=True)]
+
+
+def save_checkpoint(path: str | Path, model: LanguageModel, trainer_state: dict[str, Any], step: int) -> Path:
+    """Write weights and trainer state into a temporary folder, then rename it to ``step-N``:
+    all or nothing, whenever the process dies. Older checkpoints beyond the newest
+    :data:`KEEP_CHECKPOINTS` are removed only after the new one is in place."""
+    from safetensors.torch import save_model
+
+    root = Path(path) / CHECKPOINTS
+    root.mkdir(exist_ok=True)
+    tmp = make_temp_dir(root, "step")
+    try:
+        save_model(model, str(tmp / CKPT_WEIGHTS), metadata={"step": str(step)})
+        torch.save(trainer_state, tmp / CKPT_STATE)
+        for f in (CKPT_WEIGHTS, CKPT_STATE):
+            with open(tmp / f, "rb") as fh:
+                os.fsync(fh.fileno())
+        fsync_dir(tmp)
+        final, n = root / f"step-{step:09d}", 0
+        while final.exists():  # the same step saved again (the end of a run after its last evaluation)
+            n += 1
+            final = root / f"step-{step:09d}.{n}"
+        os.rename(tmp, final)
+        fsync_dir(root)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    _prune(root.parent)
+    return final
+
+
+def _prune(path: Path) -> None:
+    """Keep the newest save of each of the :data:`KEEP_CHECKPOINTS` newest steps."""
+    kept: set[str] = set()
+    for checkpoint in checkpoints(path):  # newest first
+        step = _CHECKPOINT_NAME.fullmatch(checkpoint.name)[1]
+        if step not in kept and len(kept) < KEEP_CHECKPOINTS:
+            kept.add(step)
+        else:
+            shutil.rmtree(checkpoint, ignore_errors=True)
+
+
+def _resume_candidates(path: Path) -> list[tuple[Path, Path]]:
+    """(weights, trainer state) pairs, newest first; a pre-checkpoint-folder layout last."""
+    pairs = [(c / CKPT_WEIGHTS, c / CKPT_STATE) for c in checkpoints(path)]
+    if (path / LAST).is_file():
+        pairs.append((path / LAST, path / TRAINER_STATE))
+    return pairs
+
+
+def load_checkpoint(path: str | Path, model: LanguageModel, device: torch.device | None = None) -> dict[str, Any] | None:
+    """Load the newest checkpoint that is whole into ``model`` and return its trainer state;
+    a damaged one is skipped with a warning (the one before it is used). ``None``: the run was
+    stopped before its first checkpoint, so it starts again from the beginning."""
+    path = Path(path)
+    candidates = _resume_candidates(path)
+    for weights, state_file in candidates:
+        try:
+            meta = load_weights(model, weights)
+            state = _load_trainer_state(state_file, device)
+            if meta.get("step") not in (None, str(json.loads(state["state"])["step"])):
+                raise XuxieError(f"{weights} and {state_file.name} are from different steps")
+            return state
+        except (XuxieError, KeyError, ValueError) as e:
+            warnings.warn(f"checkpoint {weights.parent} is damaged ({' '.join(str(e).split())[:160]}); trying the one before it", XuxieWarning, stacklevel=2)
+    if candidates:
+        raise XuxieError(f"every checkpoint in {path} is damaged, so it cannot be resumed; "
+                         f"train again with --overwrite (or into a new --out)")
+    return None
+
+
+def _load_trainer_state(f: Path, device: torch.device | None = None) -> dict[str, Any]:
+    if not f.is_file():
+        raise XuxieError(f"{f} is missing")
+    try:
+        return torch.load(f, map_location=device or "cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for damaged files
+        raise XuxieError(f"{f} is damaged ({type(e).__name__})") from None
 
 
 def load_trainer_state(path: str | Path, device: torch.device | None = None) -> dict[str, Any]:
-    f = Path(path) / TRAINER_STATE
-    if not f.is_file():
-        raise XuxieError(f"{path} has no {TRAINER_STATE}, so it cannot be resumed; train without --resume into a new --out")
+    """The newest checkpoint's trainer state (for inspection; resuming uses :func:`load_checkpoint`)."""
+    candidates = _resume_candidates(Path(path))
+    if not candidates:
+        raise XuxieError(f"{path} has no checkpoint, so there is no trainer state")
+    return _load_trainer_state(candidates[0][1], device)
+
+
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Temporary files and folders left by a process killed mid-write (``.NAME.*.tmp``): only
+    xuxie makes names of that shape in a model directory. Call only from the directory's writer."""
+    path = Path(path)
+    for folder in (path, path / CHECKPOINTS):
+        for entry in folder.glob(".*.tmp") if folder.is_dir() else ():
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def clear_run(path: str | Path) -> None:
+    """Remove a run's own files (weights, checkpoints, logs) before it is trained again; the
+    tokenizer and config.json are replaced next, and any other file in the folder is left alone."""
+    path = Path(path)
+    remove_stale_temporaries(path)
+    for checkpoint in checkpoints(path):
+        shutil.rmtree(checkpoint, ignore_errors=True)
+    for name in RUN_FILES:
+        (path / name).unlink(missing_ok=True)
     try:
-        return torch.load(f, map_location=device or "cpu", weights_only=True)
-    except Exception as e:
-        raise XuxieError(f"{f} is damaged ({type(e).__name__}); cannot resume — train without --resume into a new --out") from None
+        (path / CHECKPOINTS).rmdir()
+    except OSError:
+        pass  # absent, or holds something that is not ours
 
 
 def _mps_available() -> bool:

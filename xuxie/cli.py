@@ -54,7 +54,7 @@ THREADS_OPTION = inspect.Parameter(
 
 def _command(workload: str) -> Callable[[Callable], Callable]:
     """Every command: ``--threads`` (declared once, here) and its workload's thread default; one
-    clear line and exit code 2 for user errors; exit 130 after Ctrl-C (checkpoint saved)."""
+    clear line and exit code 2 for user errors; 128 + the signal after Ctrl-C/SIGTERM/SIGHUP (checkpoint saved)."""
 
     def decorate(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -70,7 +70,7 @@ def _command(workload: str) -> Callable[[Callable], Callable]:
                 raise typer.Exit(2) from None
             except TrainingInterrupted as e:
                 err.print(f"[yellow]{escape(str(e))}[/]", soft_wrap=True)
-                raise typer.Exit(130) from None
+                raise typer.Exit(e.exit_code) from None
             except KeyboardInterrupt:
                 err.print("[yellow]interrupted[/]")
                 raise typer.Exit(130) from None
@@ -106,8 +106,10 @@ Examples:
 
     xuxie train posts.tsv --arch seq2seq --out runs/replies               # source<TAB>target lines
 
-Writes the model directory (config.json, tokenizer.json, model.safetensors, last.safetensors,
-trainer_state.pt, log.jsonl, samples.md). Ctrl-C saves a checkpoint; --resume continues it.
+Writes the model directory (config.json, tokenizer.json, model.safetensors, checkpoints/,
+log.jsonl, samples.md). Ctrl-C, SIGTERM and SIGHUP save a checkpoint; --resume continues from the
+newest whole one (a run killed at any instant loses at most --save-every minutes). --overwrite
+replaces only a model xuxie wrote, and only xuxie's files in it.
 """
 
 
@@ -155,6 +157,7 @@ def train(
     patience: Annotated[int | None, typer.Option(help="Early stopping: evaluations without improvement (0: off).")] = None,
     val_fraction: Annotated[float | None, typer.Option(help="Share held out for validation (default 0.1, the end of the text).")] = None,
     eval_interval: Annotated[int | None, typer.Option(help="Evaluate every N steps (default: ~8 times per run).")] = None,
+    save_every: Annotated[float | None, typer.Option("--save-every", help="Minutes between checkpoints, on top of those at every evaluation (default 3).")] = None,
     precision: Annotated[str | None, typer.Option(help="auto (bf16 where the hardware is fast at it), bf16 or fp32.")] = None,
     min_freq: Annotated[int, typer.Option(help="Tokens seen fewer times become <unk>.")] = 1,
     max_vocab: Annotated[int, typer.Option(help="Word tokenizer: vocabulary cap.")] = 20000,
@@ -205,7 +208,7 @@ def train(
                          "dropout": dropout, "tie_weights": tie_weights or None}
     train_options = {"seq_len": seq_len, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "schedule": schedule,
                      "warmup_steps": warmup, "patience": patience, "val_fraction": val_fraction,
-                     "eval_interval": eval_interval, "precision": precision, "seed": seed,
+                     "eval_interval": eval_interval, "save_minutes": save_every, "precision": precision, "seed": seed,
                      "preview_length": preview_length}
     err.print(f"[bold]xuxie train[/] {escape(' '.join(corpus))} → {escape(str(out_dir))}")
     tg = TextGenerator.train(

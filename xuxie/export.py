@@ -17,7 +17,9 @@ is in the folder and what differs. Nothing here imports ``transformers``: the fi
 directly, so exporting needs only xuxie's own dependencies.
 
 The export is written into a temporary folder beside ``OUT`` and renamed into place at the end,
-so an interrupted export never leaves a half-written ``OUT``.
+so an interrupted export never leaves a half-written ``OUT``. Its config.json carries an
+``xuxie_export`` marker listing the files xuxie wrote: ``--overwrite`` replaces only those, and
+only in a folder with that marker (never a folder xuxie did not write, nor a model directory).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,12 @@ import torch
 
 from . import checkpoint as ckpt
 from .errors import XuxieError
+from .fileio import EXPORT_FORMAT, fsync_dir, make_temp_dir, xuxie_folder_kind
 
 FORMATS = ("hf",)
 #: architectures each format can represent
 EXPORTABLE = {"hf": ("transformer",)}
+WEIGHTS = "model.safetensors"
 
 
 def export_model(model_dir: str | Path, out_dir: str | Path, format: str = "hf", overwrite: bool = False) -> Path:
@@ -64,25 +67,38 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fals
     else:  # pragma: no cover - TransformerConfig validates positions
         raise XuxieError(f"cannot export positions '{cfg.positions}'")
     mode = config.get("mode", "text")
-    files: dict[str, str] = {
-        "config.json": _dumps(hf_config),
-        "generation_config.json": _dumps(_generation_config(tokenizer, mode)),
-    }
+    files: dict[str, str] = {"generation_config.json": _dumps(_generation_config(tokenizer, mode))}
     tok_files = _char_tokenizer_files(tokenizer, cfg.context) if tokenizer.kind == "char" else {}
     files.update(tok_files)
     files["README.md"] = _readme(model_dir, config, hf_config, tokenizer.kind, bool(tok_files), mode)
-    _write_dir(out, files, tensors, overwrite)
+    hf_config["xuxie_export"] = {"format": EXPORT_FORMAT, "version": 1, "files": sorted([*files, "config.json", WEIGHTS])}
+    files["config.json"] = _dumps(hf_config)  # last: written last, so the marker is the last thing to change
+    _write_dir(out, files, tensors)
     return out
 
 
 # --------------------------------------------------------------------------- checks
 def _check_out(model_dir: Path, out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise XuxieError(f"{out} is a file; give a folder path for the export")
+    """OUT must be new, empty, or (with --overwrite) an earlier xuxie export."""
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == out else f"is inside {folder}, which is a file"
+                raise XuxieError(f"{out} {where}; give a folder path for the export")
+            break
     if out.resolve() == model_dir.resolve() or model_dir.resolve().is_relative_to(out.resolve()):
         raise XuxieError(f"{out} holds the model being exported; choose another path for the export")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise XuxieError(f"{out} exists and is not empty; choose another path or pass --overwrite to replace it")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    kind = xuxie_folder_kind(out)
+    if kind is None:
+        shown = ", ".join(sorted(e.name for e in out.iterdir())[:3])
+        raise XuxieError(f"{out} holds files xuxie did not write ({shown}…); choose another path "
+                         "(xuxie never replaces a folder it did not make, even with --overwrite)")
+    if kind == "model":
+        raise XuxieError(f"{out} is a xuxie model directory; choose another path for the export")
+    if not overwrite:
+        raise XuxieError(f"{out} holds an earlier export; pass --overwrite to replace it, or choose another path")
 
 
 # --------------------------------------------------------------------------- weights
@@ -267,33 +283,36 @@ def _fsync(path: Path) -> None:
         os.fsync(f.fileno())
 
 
-def _write_dir(out: Path, files: dict[str, str], tensors: dict[str, torch.Tensor], overwrite: bool) -> None:
-    """Write everything into a temporary folder beside ``out``, then rename it into place."""
+def _write_dir(out: Path, files: dict[str, str], tensors: dict[str, torch.Tensor]) -> None:
+    """Write everything into a temporary folder beside ``out``; then rename it into place (a new
+    or empty ``out``) or move its files over an earlier export's, config.json last."""
     from safetensors.torch import save_file
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    old: Path | None = None
+    tmp = make_temp_dir(out.parent, out.name)
     try:
         # Every tensor its own contiguous copy (safetensors refuses shared storage).
         weights = {k: v.detach().to("cpu", torch.float32).contiguous().clone() for k, v in tensors.items()}
-        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        _fsync(tmp / "model.safetensors")
+        save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        _fsync(tmp / WEIGHTS)
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
             _fsync(tmp / name)
-        if out.exists():
-            if any(out.iterdir()) and not overwrite:  # appeared while we were writing
-                raise XuxieError(f"{out} exists and is not empty; choose another path or pass --overwrite to replace it")
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
-            os.rename(out, old / "x")  # keep the old export until the new one is in place
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            if old is not None:
-                os.rename(old / "x", out)
-            raise
+        if out.is_dir() and any(out.iterdir()):
+            _replace_export(out, tmp, [WEIGHTS, *files])
+        else:
+            os.replace(tmp, out)  # also replaces an empty folder
+        fsync_dir(out.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+
+
+def _replace_export(out: Path, new: Path, names: list[str]) -> None:
+    """Move the files of a new export over an earlier one (checked by :func:`_check_out`), remove
+    the earlier export's files the new one lacks, and leave every other file in ``out`` alone."""
+    earlier = json.loads((out / "config.json").read_text(encoding="utf-8"))["xuxie_export"].get("files", [])
+    for name in set(earlier) - set(names) - {"config.json"}:
+        if Path(name).name == name:  # a bare file name, as xuxie writes them
+            (out / name).unlink(missing_ok=True)
+    for name in sorted(names, key=lambda n: n == "config.json"):  # config.json, with the marker, last
+        os.replace(new / name, out / name)

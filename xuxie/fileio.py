@@ -5,10 +5,26 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+_UMASK = os.umask(0o022)  # read once (it can only be read by setting it), then restored
+os.umask(_UMASK)
+
+
+def make_temp_dir(parent: Path, name: str) -> Path:
+    """A new uniquely named folder ``parent/.NAME.RANDOM.tmp``, with the permissions a plain mkdir
+    gives (``tempfile.mkdtemp`` makes it private, and it keeps that mode once renamed into place)."""
+    while True:
+        candidate = Path(parent) / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
 
 
 @contextmanager
@@ -17,6 +33,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it private; the file gets what open() would give
     os.close(fd)
     try:
         yield Path(tmp)
@@ -26,6 +43,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Make a rename inside ``path`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

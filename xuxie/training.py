@@ -13,6 +13,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from . import checkpoint as ckpt
 from .data import LMBatches, PairBatch, PairBatches, PairData, eval_streams
 from .decoding import GenerationConfig, generate_texts, prompt_ids_for, suppressed_ids
-from .errors import XuxieError, check_numbers
+from .errors import XuxieError, XuxieWarning, check_numbers
 from .fileio import append_text
 from .models import LanguageModel
 from .threads import threads_scope
@@ -58,6 +59,7 @@ class TrainConfig:
     eval_interval: int | None = None  # steps; None: every eval_seconds
     eval_seconds: float | None = None  # None: about 8 evaluations over a time budget
     eval_tokens: int = 40_000  # periodic evaluations read at most this many tokens (the final one reads all)
+    save_minutes: float = 3.0  # a checkpoint at least this often, between evaluations too
     patience: int = 0  # early stopping after this many evaluations without improvement; 0: off
     plateau_factor: float = 0.5
     plateau_patience: int = 1
@@ -83,6 +85,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v <= 0:
                 raise XuxieError(f"--{name.replace('_minutes', '')} must be positive, got {v}")
+        if not self.save_minutes > 0:
+            raise XuxieError(f"--save-every must be a positive number of minutes, got {self.save_minutes}")
         if self.eval_interval is not None and self.eval_interval < 1:
             raise XuxieError(f"eval interval must be at least 1 step, got {self.eval_interval}")
         if self.patience < 0:
@@ -137,20 +141,31 @@ class Callback:
 
 
 class Checkpoint(Callback):
-    """Best weights on improvement; last weights and the trainer state at every evaluation,
-    at the end, and on Ctrl-C."""
+    """Best weights on improvement; a checkpoint (weights and trainer state) at every evaluation,
+    every ``save_minutes`` of training in between, at the end, and on Ctrl-C, SIGTERM or SIGHUP."""
+
+    def on_train_begin(self, trainer):
+        self.saved_at = trainer.state.elapsed
+
+    def _save(self, trainer):
+        trainer.save_checkpoint()
+        self.saved_at = trainer.state.elapsed
+
+    def on_step_end(self, trainer, loss):
+        if trainer.state.elapsed - self.saved_at >= trainer.config.save_minutes * 60:
+            self._save(trainer)
 
     def on_evaluate(self, trainer, metrics):
         if trainer.improved:
             trainer.save_best()
-        trainer.save_last()
+        self._save(trainer)
 
     def on_train_end(self, trainer, metrics):
-        trainer.save_last()
-        trainer.write_config()
+        trainer.write_config()  # first: a kill in between leaves an unfinished checkpoint, which --resume finishes
+        self._save(trainer)
 
     def on_interrupt(self, trainer):
-        trainer.save_last()
+        self._save(trainer)
         trainer.write_config()
 
 
@@ -303,7 +318,17 @@ def pair_loss(model: LanguageModel, data: PairData, max_tokens: int | None = Non
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Raised after Ctrl-C once the last checkpoint is safely written."""
+    """Raised after Ctrl-C (or SIGTERM/SIGHUP) once the last checkpoint is safely written;
+    ``exit_code`` follows the shell's convention, 128 + the signal's number."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)
+
+
+#: signals that stop training at the next step boundary with a checkpoint (SIGHUP: a closed
+#: terminal or SSH session; SIGTERM: kill, systemd, docker stop, a batch scheduler's time limit)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 class Trainer:
@@ -422,28 +447,27 @@ class Trainer:
         torch.set_rng_state(d["torch_rng"])
 
     def resume(self) -> None:
-        """Continue from ``out_dir``'s last checkpoint: weights, optimiser, step, schedule, RNG."""
+        """Continue from ``out_dir``'s newest whole checkpoint: weights, optimiser, step, schedule,
+        RNG. With none (killed before the first), the run starts again from step 0."""
         if self.out_dir is None:
             raise XuxieError("resume needs an output directory")
-        meta = ckpt.load_weights(self.model, self.out_dir / ckpt.LAST)
-        d = ckpt.load_trainer_state(self.out_dir, self.device)
+        d = ckpt.load_checkpoint(self.out_dir, self.model, self.device)
+        if d is None:
+            warnings.warn(f"{self.out_dir} has no checkpoint yet; training starts again from step 0", XuxieWarning, stacklevel=2)
+            return
         self.load_state_dict(d)
-        if meta.get("step") not in (None, str(self.state.step)):
-            raise XuxieError(f"{self.out_dir}: last.safetensors (step {meta.get('step')}) and trainer_state.pt (step {self.state.step}) disagree; the checkpoint is damaged")
-        self.state.finished = False
 
     # -- checkpoints -------------------------------------------------------------------------
     def save_best(self) -> None:
         if self.out_dir is not None:
             ckpt.save_weights(self.model, self.out_dir / ckpt.WEIGHTS, {"step": str(self.state.step)})
 
-    def save_last(self) -> None:
+    def save_checkpoint(self) -> None:
         if self.out_dir is None:
             return
-        ckpt.save_weights(self.model, self.out_dir / ckpt.LAST, {"step": str(self.state.step)})
-        ckpt.save_trainer_state(self.out_dir, self.state_dict())
         if not (self.out_dir / ckpt.WEIGHTS).exists():
-            self.save_best()
+            self.save_best()  # first, so that generate works as soon as a checkpoint exists
+        ckpt.save_checkpoint(self.out_dir, self.model, self.state_dict(), self.state.step)
 
     def summary(self) -> dict[str, Any]:
         s = self.state
@@ -584,42 +608,46 @@ class Trainer:
         if t1 > t0:
             self.tokens_per_second = (n1 - n0) / (t1 - t0)
 
-    def _catch_ctrl_c(self):
-        """Ctrl-C stops at the next step boundary (so the checkpoint written is consistent);
-        a second Ctrl-C interrupts at once. Returns the handler to restore (None off the main thread).
-        Installed even when SIGINT was inherited as ignored (a job started in the background by a
-        script): found when such a run never answered Ctrl-C in CI."""
-        self._ctrl_c = False
+    def _catch_stop_signals(self) -> dict[int, Any]:
+        """Ctrl-C, SIGTERM and SIGHUP stop at the next step boundary (so the checkpoint written is
+        consistent); a second one interrupts at once. Returns the handlers to restore (none off the
+        main thread). Installed even when SIGINT was inherited as ignored (a job started in the
+        background by a script): found when such a run never answered Ctrl-C in CI."""
+        self._stop_signal: int | None = None
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum, frame):
-            if self._ctrl_c:
+            if self._stop_signal is not None:
                 raise KeyboardInterrupt
-            self._ctrl_c = True
+            self._stop_signal = signum
 
-        previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, handler)
+        previous = {}
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, handler)
         return previous
 
     @threads_scope("train")
     def fit(self) -> dict[str, Any]:
         """Train until the budget is spent (or early stopping); returns the final metrics."""
         s = self.state
-        if self.budget_done():
+        if s.finished and self.budget_done():
             raise XuxieError(f"this run already reached its budget (step {s.step}, {s.elapsed / 60:.1f} min); raise --steps/--epochs/--time to train further")
+        s.finished = False  # a run killed after its last step but before the end is finished below
         self.model.train()
         self._session_start = time.perf_counter()
         self._session_elapsed0 = s.elapsed
         self._rate_window = [(self._session_start, s.tokens)]
         for cb in self.callbacks:
             cb.on_train_begin(self)
-        previous_handler = self._catch_ctrl_c()
+        previous_handlers = self._catch_stop_signals()
         try:
             if self.out_dir is not None:
+                ckpt.remove_stale_temporaries(self.out_dir)
                 self.write_config()
             while not self.budget_done() and self._stop_reason is None:
-                if self._ctrl_c:
+                if self._stop_signal is not None:
                     raise KeyboardInterrupt
                 frac = self.progress_fraction()[1]
                 self.current_lr = self.lr_at(s.step, frac)
@@ -630,21 +658,25 @@ class Trainer:
                 s.tokens += self.batches.tokens_per_batch * self.config.grad_accum
                 s.train_loss = loss if math.isnan(s.train_loss) else 0.98 * s.train_loss + 0.02 * loss
                 self._tick()
-                for cb in self.callbacks:
-                    cb.on_step_end(self, loss)
                 if self._eval_due() and not self.budget_done():
                     metrics = self._evaluate()
                     for cb in self.callbacks:
                         cb.on_evaluate(self, metrics)
                     self._tick()
+                # After the evaluation: a checkpoint written here is resumed after this step's
+                # evaluation, so a resumed run repeats exactly what an unbroken one does.
+                for cb in self.callbacks:
+                    cb.on_step_end(self, loss)
         except KeyboardInterrupt:
             self._tick()
             for cb in self.callbacks:
                 cb.on_interrupt(self)
-            raise TrainingInterrupted(f"interrupted at step {s.step}; the last checkpoint is saved — continue with --resume") from None
+            signum = self._stop_signal or signal.SIGINT
+            raise TrainingInterrupted(f"interrupted ({signal.Signals(signum).name}) at step {s.step}; the checkpoint is saved — "
+                                      "continue with --resume", signum) from None
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
         if s.last_eval_step != s.step:
             metrics = self._evaluate()
             for cb in self.callbacks:
