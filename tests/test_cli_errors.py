@@ -51,7 +51,8 @@ def copy_of(model_dir, tmp_path):
         dst = tmp_path / "copy"
         dst.mkdir()
         for p in model_dir.iterdir():
-            (dst / p.name).write_bytes(p.read_bytes())
+            if p.is_file():  # the model, not its checkpoints
+                (dst / p.name).write_bytes(p.read_bytes())
         return dst
     return make
 
@@ -180,11 +181,6 @@ def test_config_claiming_a_huge_model_is_one_line_before_allocating(copy_of, siz
 
 
 # --------------------------------------------------------------------------- generate: bad values
-def test_prompt_outside_vocabulary(model_dir):
-    r = run("generate", model_dir, "--prompt", "ROMEO: 你好")
-    assert_clear_error(r, "never saw in training", "'你'")
-
-
 @pytest.mark.parametrize("args, phrase", [
     (["--temperature", "-0.5"], "temperature must be 0 (greedy) or positive"),
     (["--top-p", "0"], "top_p must be in (0, 1]"),

@@ -249,16 +249,23 @@ def save_checkpoint(path: str | Path, model: LanguageModel, trainer_state: dict[
             with open(tmp / f, "rb") as fh:
                 os.fsync(fh.fileno())
         fsync_dir(tmp)
-        final, n = root / f"step-{step:09d}", 0
-        while final.exists():  # the same step saved again (the end of a run after its last evaluation)
-            n += 1
-            final = root / f"step-{step:09d}.{n}"
+        # The same step saved again (the end of a run, after its last evaluation) goes in beside
+        # the earlier save, as step-N.K, and takes the plain name once that one is gone.
+        saves = [c for c in checkpoints(path) if _CHECKPOINT_NAME.fullmatch(c.name)[1] == f"{step:09d}"]
+        final = root / (f"step-{step:09d}.{_save_number(saves[0]) + 1}" if saves else f"step-{step:09d}")
         os.rename(tmp, final)
         fsync_dir(root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     _prune(root.parent)
+    if final.name != (plain := f"step-{step:09d}"):
+        os.rename(final, root / plain)
+        final = root / plain
     return final
+
+
+def _save_number(checkpoint: Path) -> int:
+    return int(_CHECKPOINT_NAME.fullmatch(checkpoint.name)[2] or 0)
 
 
 def _prune(path: Path) -> None:
