@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,14 +89,49 @@ def test_write_session_in_a_terminal(shakespeare_model, tmp_path):
         tokens5, text5, _ = read_screen(child)
         assert (tokens5, text5) == (tokens3, text3)
 
-        child.sendline("t 龍")  # not in the vocabulary: a message, not a crash
-        child.expect(r"error: not in the model's vocabulary: '龍'; nothing was added\r\n> ")
+        child.sendline("t 龍")  # never seen in training: typed all the same (as <unk> for the model), with a warning
+        child.expect(r"warning: the typed text has 1 character\(s\) the model never saw in training, read as unknown: '龍'\r\n")
+        tokens6, text6, _ = read_screen(child)
+        assert (tokens6, text6) == (tokens3 + 1, text3 + "龍")
+        child.sendline("u")
+        assert read_screen(child)[:2] == (tokens3, text3)
 
         target = tmp_path / "story.txt"
         child.sendline(f"s {target}")
         child.expect(r"saved \d+ characters to .*\r\n> ")
         assert target.read_text(encoding="utf-8") == text3
 
+        child.sendline("q")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0, (child.exitstatus, child.signalstatus)
+
+
+def test_ctrl_c_stops_writing_and_keeps_the_session(shakespeare_model, tmp_path):
+    child = spawn(shakespeare_model, "--prompt", "ROMEO:", "--seed", "1")
+    try:
+        tokens, text, _ = read_screen(child)
+        child.sendline("w 100000")  # far longer than the test waits
+        child.expect(r"w 100000\r\n")
+        time.sleep(1.5)
+        child.sendintr()
+        child.expect(r"stopped after (\d+) of 100000 tokens \(Ctrl-C\); the text is kept\r\n", timeout=30)
+        written = int(child.match.group(1))
+        tokens2, text2, _ = read_screen(child)
+        assert 0 < written < 100000 and tokens2 == tokens + written and text2.startswith(text) and len(text2) == len(text) + written
+
+        child.sendline("t !")  # the session goes on with the text written so far
+        tokens3, text3, _ = read_screen(child)
+        assert (tokens3, text3) == (tokens2 + 1, text2 + "!")
+        target = tmp_path / "story.txt"
+        child.sendline(f"s {target}")
+        child.expect(r"saved \d+ characters to .*\r\n> ")
+        assert target.read_text(encoding="utf-8") == text3
+        child.sendline("u")  # undo takes back the typing, then the whole interrupted writing
+        assert read_screen(child)[1] == text2
+        child.sendline("u")
+        assert read_screen(child)[1] == text
         child.sendline("q")
         child.expect(pexpect.EOF)
     finally:

@@ -30,7 +30,7 @@ import torch
 from . import checkpoint as ckpt
 from .corpus import PAIR_SUFFIXES, Corpus, continuation_pairs, corpus_from_text, read_corpus, read_pairs
 from .data import PairData, check_window, encode_corpus, encode_pairs
-from .decoding import GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids
+from .decoding import GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids, warn_unseen
 from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_path
 from .models import LanguageModel, build_model
@@ -157,6 +157,14 @@ def _cut_paragraphs(written: str, paragraphs: int) -> str:
     if len(ends) >= paragraphs:
         written = written[: ends[paragraphs - 1] - 1]
     return written
+
+
+def texts_read(corpus: Corpus) -> list[str]:
+    """What a model reads of ``corpus``: the whole text in ``text`` mode; otherwise each document
+    (and target) on its own — the line breaks that join them in ``corpus.text`` are never read."""
+    if corpus.mode == "text":
+        return [corpus.text]
+    return [*corpus.documents, *(corpus.targets or [])]
 
 
 class TextGenerator:
@@ -352,7 +360,7 @@ class TextGenerator:
         """Token ids of an encoder–decoder's input, checked against what the model can read."""
         if not text.strip():
             raise XuxieError("a seq2seq model answers an input: give some text (--text, --input or --prompt)")
-        ids = prompt_ids_for(self.tokenizer, text, "pairs")
+        ids = prompt_ids_for(self.tokenizer, text, "pairs", what="the input")
         limit = int(self.model.config.max_source_len)
         if len(ids) > limit:
             if not truncate:
@@ -379,29 +387,24 @@ class TextGenerator:
         """
         if n < 1:
             raise XuxieError(f"n must be at least 1, got {n}")
+        slots: dict[float, list[int]] = {}  # temperature → the samples made at it
         temps = temperature_list(temperature)
-        if len(temps) > 1:
-            slots: dict[float, list[int]] = {}
-            for i in range(n):
-                slots.setdefault(temps[i % len(temps)], []).append(i)
-            result: list[str] = [""] * n
-            for k, (t, where) in enumerate(slots.items()):
-                texts = self.generate(len(where), prompt, temperature=t, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-                                      repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                                      num_beams=num_beams, length_penalty=length_penalty, stop=stop,
-                                      seed=None if seed is None else seed + k, include_prompt=include_prompt, context=context)
-                for i, text in zip(where, texts):
-                    result[i] = text
-            return result
-        temperature = temps[0]
-        cfg = self._gen_config(temperature=temperature, top_k=top_k, top_p=top_p,
-                               max_new_tokens=max_new_tokens if max_new_tokens is not None else self._default_length(),
-                               repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                               num_beams=num_beams, length_penalty=length_penalty, stop=stop, seed=seed)
-        ids = self._prompt_ids(prompt, context)
-        texts = generate_texts(self.model, self.tokenizer, ids, cfg, n, self._eos(), self._suppress())
+        for i in range(n):
+            slots.setdefault(temps[i % len(temps)], []).append(i)
+        configs = [(self._gen_config(temperature=t, top_k=top_k, top_p=top_p,
+                                     max_new_tokens=max_new_tokens if max_new_tokens is not None else self._default_length(),
+                                     repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
+                                     num_beams=num_beams, length_penalty=length_penalty, stop=stop,
+                                     seed=None if seed is None else seed + k), where)
+                   for k, (t, where) in enumerate(slots.items())]
+        ids = self._prompt_ids(prompt, context)  # once: one warning for the prompt however many temperatures
+        texts: list[str] = [""] * n
+        for cfg, where in configs:
+            for i, text in zip(where, generate_texts(self.model, self.tokenizer, ids, cfg, len(where), self._eos(), self._suppress())):
+                texts[i] = text
         if self.is_seq2seq:  # the prompt is the input answered, not the start of the text
             return texts
+        # The user's own prompt, not the decoded ids: a character the model never saw decodes as U+FFFD.
         return [prompt + t for t in texts] if include_prompt else texts
 
     def stream(self, prompt: str = "", **kwargs: Any) -> Iterator[str]:
@@ -569,6 +572,7 @@ class TextGenerator:
             raise XuxieError("give source→target pairs to evaluate a seq2seq model on")
         from .training import pair_loss
 
+        warn_unseen(self.tokenizer, texts_read(corpus), "the evaluation pairs")
         cfg = self.model.config
         data: PairData = encode_pairs(corpus, self.tokenizer, cfg.max_source_len, cfg.max_target_len)
         r = pair_loss(self.model, data)
@@ -597,7 +601,7 @@ class TextGenerator:
         if self.is_seq2seq:
             raise XuxieError("a seq2seq model is scored on source→target pairs: use evaluate_pairs (CLI: xuxie evaluate MODEL pairs.tsv)")
         corpus = corpus_from_text(text, self.mode)
-        unknown = self.tokenizer.unknown_chars(corpus.text)
+        unknown = warn_unseen(self.tokenizer, texts_read(corpus), "the evaluation text")
         from .data import eval_streams
 
         ids = encode_corpus(corpus, self.tokenizer)
@@ -615,7 +619,7 @@ class TextGenerator:
             count += y.numel()
         loss = total / count
         return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "bits_per_char": total / LN2 / max(chars - 1, 1),
-                "tokens": count, "chars": chars, "unknown_chars": len(unknown)}
+                "tokens": count, "chars": chars, "unknown_chars": unknown}
 
     def info(self) -> dict[str, Any]:
         return {**self.config, "path": str(self.path) if self.path else None}

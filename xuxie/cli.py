@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -30,12 +31,18 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 _show_warning = warnings.showwarning
+_warned: set[str] = set()
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
-    """xuxie's warnings as one plain line on stderr; others as Python shows them."""
+    """xuxie's warnings as one plain line on stderr, each once a run (Python's own once-only record
+    is cleared whenever a library uses ``warnings.catch_warnings``, so the same input read twice —
+    to answer it, then to plot attention — would warn twice); others as Python shows them."""
     if issubclass(category, XuxieWarning):
-        err.print(f"[yellow]warning:[/] {escape(' '.join(str(message).split()))}", soft_wrap=True)
+        text = " ".join(str(message).split())
+        if text not in _warned:
+            _warned.add(text)
+            err.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
     else:
         _show_warning(message, category, filename, lineno, file, line)
 
@@ -52,6 +59,14 @@ THREADS_OPTION = inspect.Parameter(
 )
 
 
+def _discard_stdout() -> None:
+    """The reader of our output went away (``xuxie generate … | head -1``): what is still buffered
+    goes nowhere, so Python's last flush at exit has no broken pipe to report; the exit is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def _command(workload: str) -> Callable[[Callable], Callable]:
     """Every command: ``--threads`` (declared once, here) and its workload's thread default; one
     clear line and exit code 2 for user errors; 128 + the signal after Ctrl-C/SIGTERM/SIGHUP (checkpoint saved)."""
@@ -64,7 +79,9 @@ def _command(workload: str) -> Callable[[Callable], Callable]:
             try:
                 check_numbers(kwargs, flag=lambda name: "--" + name.replace("_", "-"))
                 with requested_threads_set(threads), threads_scope(workload):
-                    return fn(*args, **kwargs)
+                    result = fn(*args, **kwargs)
+                sys.stdout.flush()  # a reader that went away (| head) is noticed here, not at interpreter exit
+                return result
             except XuxieError as e:
                 err.print(f"[bold red]error:[/] {escape(' '.join(str(e).split()))}", soft_wrap=True)
                 raise typer.Exit(2) from None
@@ -75,6 +92,7 @@ def _command(workload: str) -> Callable[[Callable], Callable]:
                 err.print("[yellow]interrupted[/]")
                 raise typer.Exit(130) from None
             except BrokenPipeError:
+                _discard_stdout()
                 raise typer.Exit(0) from None
 
         signature = inspect.signature(fn, eval_str=True)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import codecs
 import math
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
 
-from .errors import XuxieError, check_numbers
+from .errors import XuxieError, XuxieWarning, check_numbers
 from .threads import threads_scope
 from .tokenizers import BOS, SPECIALS
 
@@ -435,21 +436,48 @@ def sequence_logprob(model, prompt_ids: Sequence[int], new_ids: Sequence[int], s
 
 
 # --------------------------------------------------------------------------- prompts
-def prompt_ids_for(tokenizer, prompt: str, mode: str) -> list[int]:
-    """Token ids that start generation.
+UNSEEN_SHOWN = 10  # unseen characters named in the warning; the count says how many there are
+
+
+def warn_unseen(tokenizer, text: str | Sequence[str], what: str = "the prompt") -> int:
+    """One warning naming the characters of ``text`` (``what`` the user gave; several texts are read
+    each on its own) the model never saw; returns how many there are.
+
+    The tokenizer reads them as ``<unk>``: the model still works on the rest, which is better than
+    refusing text that is mostly fine; the warning says its reading of that text is blind there.
+    """
+    unseen: dict[str, str] = {}
+    for part in [text] if isinstance(text, str) else text:
+        for c, where in tokenizer.unknown_in_context(part).items():
+            unseen.setdefault(c, where)
+    if not unseen:
+        return 0
+    names = [repr(c) if where == c else f"{c!r} (in {where!r})" for c, where in sorted(unseen.items())]
+    shown = " ".join(names[:UNSEEN_SHOWN]) + (" …" if len(names) > UNSEEN_SHOWN else "")
+    warnings.warn(f"{what} has {len(names)} character(s) the model never saw in training, read as unknown: {shown}",
+                  XuxieWarning, stacklevel=2)
+    return len(names)
+
+
+def encode_user_text(tokenizer, text: str, what: str = "the prompt") -> list[int]:
+    """Token ids of text the user gave, with :func:`warn_unseen`'s warning for what becomes ``<unk>``.
+
+    Every front-end (prompt, seq2seq input, typed text) encodes the user's text here. The ids are
+    for the model only: where the text is shown again it must be the user's own string, since
+    decoding ``<unk>`` cannot give back the character it replaced.
+    """
+    warn_unseen(tokenizer, text, what)
+    return tokenizer.encode(text)
+
+
+def prompt_ids_for(tokenizer, prompt: str, mode: str, what: str = "the prompt") -> list[int]:
+    """Token ids that start generation (see :func:`encode_user_text` for unseen characters).
 
     ``lines`` models start every document with ``<bos>``. ``text`` models continue the prompt;
     with no prompt they start after a line break (or after their most frequent token when the
     corpus has no line breaks), which is not part of the output.
     """
-    unknown = tokenizer.unknown_chars(prompt) if prompt else []
-    if unknown:
-        shown = " ".join(repr(c) for c in unknown[:10]) + (" …" if len(unknown) > 10 else "")
-        raise XuxieError(
-            f"the prompt has {len(unknown)} character(s) the model never saw in training: {shown}; "
-            "remove them, or train on a corpus that has them"
-        )
-    ids = tokenizer.encode(prompt) if prompt else []
+    ids = encode_user_text(tokenizer, prompt, what) if prompt else []
     if mode == "lines":
         return [tokenizer.bos_id] + ids
     if not ids:
@@ -584,6 +612,6 @@ def stream_text(model, tokenizer, prompt_ids: Sequence[int], config: GenerationC
 __all__ = [
     "GenerationConfig", "Hypothesis", "LogitsProcessor", "NoRepeatNGram", "RepetitionPenalty",
     "SuppressTokens", "Temperature", "TextAssembler", "TopK", "TopP", "apply_processors",
-    "beam_search", "build_processors", "generate_texts", "prompt_ids_for", "suppressed_ids", "sample_steps", "sequence_logprob",
-    "stream_text",
+    "beam_search", "build_processors", "encode_user_text", "generate_texts", "prompt_ids_for", "suppressed_ids", "sample_steps", "sequence_logprob",
+    "stream_text", "warn_unseen",
 ]

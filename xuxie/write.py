@@ -16,20 +16,24 @@ terminal, a pipe, or under pexpect)::
 from __future__ import annotations
 
 import datetime as _dt
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from .decoding import Temperature, prompt_ids_for, suppressed_ids
-from .errors import XuxieError
+from .decoding import Temperature, encode_user_text, prompt_ids_for, suppressed_ids
+from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_write_text
 
 HELP = """commands:
   N          pick option N
-  w K        let the model write K tokens (default 10) at the current temperature
+  w K        let the model write K tokens (default 10) at the current temperature; Ctrl-C stops it
   u          undo the last action
   t TEXT     type TEXT (any line that is not a command is typed as well; \\n is a line break)
   temp X     set the temperature for w (0: greedy)
@@ -112,11 +116,16 @@ class WritingSession:
         return _Snapshot(self.text, self.tokens, self.logits.clone(), state)
 
     @torch.inference_mode()
-    def _feed(self, token_id: int) -> None:
+    def _step(self, token_id: int) -> None:
+        """Feed one token to the model (the text is the caller's to extend)."""
         logits, self.state = self.model.step(torch.tensor([token_id], dtype=torch.long, device=self.model.device), self.state)
         self.logits = logits[0].float()
-        self.text += self.tokenizer.piece(token_id)
         self.tokens += 1
+
+    def _feed(self, token_id: int) -> None:
+        """Add a token the model wrote or the user picked."""
+        self._step(token_id)
+        self.text += self.tokenizer.piece(token_id)
 
     # -- actions -----------------------------------------------------------------------------
     def pick(self, token_id: int) -> None:
@@ -124,28 +133,31 @@ class WritingSession:
         self._feed(token_id)
 
     def type_text(self, text: str) -> None:
-        unknown = self.tokenizer.unknown_chars(text)
-        if unknown:
-            shown = " ".join(repr(c) for c in unknown[:10])
-            raise XuxieError(f"not in the model's vocabulary: {shown}; nothing was added")
-        ids = self.tokenizer.encode(text)
+        ids = encode_user_text(self.tokenizer, text, "the typed text")
         if not ids:
             return
         self.undo_stack.append(self._snapshot())
         for i in ids:
-            self._feed(i)
+            self._step(i)
+        self.text += text  # the user's own characters: one the model never saw is <unk> to it, not U+FFFD
 
-    def write(self, k: int) -> None:
+    def write(self, k: int, stop: Callable[[], bool] = lambda: False) -> int:
+        """Let the model write ``k`` tokens, or fewer when ``stop()`` turns true; returns how many it wrote."""
         if k < 1:
             raise XuxieError(f"w needs a positive number of tokens, got {k}")
         self.undo_stack.append(self._snapshot())
-        for _ in range(k):
+        for written in range(k):
+            if stop():
+                if not written:
+                    self.undo_stack.pop()  # nothing was written: nothing to undo
+                return written
             probs = self.probabilities(self.temperature)
             if self.temperature == 0:
                 token = int(probs.argmax())
             else:
                 token = int(torch.multinomial(probs, 1, generator=self.generator))
             self._feed(token)
+        return k
 
     def undo(self) -> bool:
         if not self.undo_stack:
@@ -156,6 +168,39 @@ class WritingSession:
 
     def save(self, path: str) -> None:
         atomic_write_text(path, self.text)
+
+
+@contextmanager
+def ctrl_c_stops() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C asks the work in this block to stop instead of ending the program; yields a function
+    telling whether it was pressed. So ``w 100000`` can be cut short keeping the session and its
+    text, and the model stops between tokens, never inside one. (Signal handlers can only be set
+    from the main thread; elsewhere Ctrl-C keeps its usual meaning.)"""
+    pressed = threading.Event()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.set()) if in_main_thread else None
+    try:
+        yield pressed.is_set
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+@contextmanager
+def warnings_shown(write: Callable[[str], None]) -> Iterator[None]:
+    """xuxie's warnings during one command as ``warning:`` lines in the session, every time (Python
+    shows a repeated warning once per process) and in order with the screen."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", XuxieWarning)
+            yield
+    finally:
+        for w in caught:
+            if issubclass(w.category, XuxieWarning):
+                write(f"warning: {w.message}")
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 def render(session: WritingSession, top: int) -> str:
@@ -184,48 +229,53 @@ def run(session: WritingSession, top: int = 10, read: Callable[[str], str] = inp
             return 0
         cmd, _, arg = line.strip().partition(" ")
         arg = arg.strip()
-        try:
-            if not line.strip():
-                continue
-            if cmd in ("q", "quit", "exit"):
-                return 0
-            if cmd in ("?", "h", "help"):
-                write(HELP)
+        with warnings_shown(write):
+            try:
+                if not line.strip():
+                    continue
+                if cmd in ("q", "quit", "exit"):
+                    return 0
+                if cmd in ("?", "h", "help"):
+                    write(HELP)
+                    show = False
+                elif cmd.isdigit() and not arg:
+                    options = session.top(top)
+                    n = int(cmd)
+                    if not 1 <= n <= len(options):
+                        raise XuxieError(f"choose an option from 1 to {len(options)}")
+                    session.pick(options[n - 1][0])
+                elif cmd == "w" and (not arg or arg.isdigit()):
+                    k = int(arg) if arg else 10
+                    with ctrl_c_stops() as pressed:
+                        written = session.write(k, stop=pressed)
+                    if written < k:
+                        write(f"stopped after {written} of {k} tokens (Ctrl-C); the text is kept")
+                elif cmd == "u" and not arg:
+                    if not session.undo():
+                        write("nothing to undo")
+                elif cmd == "s":
+                    if not arg:
+                        raise XuxieError("s needs a file name: s story.txt")
+                    session.save(arg)
+                    write(f"saved {len(session.text)} characters to {arg}")
+                    show = False
+                elif cmd == "temp":
+                    try:
+                        t = float(arg)
+                    except ValueError:
+                        t = float("nan")
+                    if not t >= 0:
+                        raise XuxieError(f"temperature must be 0 (greedy) or positive, got {arg!r}")
+                    session.temperature = t
+                else:
+                    text = line[2:] if cmd == "t" else line
+                    session.type_text(text.replace("\\n", "\n"))
+            except XuxieError as e:
+                write(f"error: {e}")
                 show = False
-            elif cmd.isdigit() and not arg:
-                options = session.top(top)
-                n = int(cmd)
-                if not 1 <= n <= len(options):
-                    raise XuxieError(f"choose an option from 1 to {len(options)}")
-                session.pick(options[n - 1][0])
-            elif cmd == "w" and (not arg or arg.isdigit()):
-                session.write(int(arg) if arg else 10)
-            elif cmd == "u" and not arg:
-                if not session.undo():
-                    write("nothing to undo")
-            elif cmd == "s":
-                if not arg:
-                    raise XuxieError("s needs a file name: s story.txt")
-                session.save(arg)
-                write(f"saved {len(session.text)} characters to {arg}")
+            except OSError as e:
+                write(f"error: could not save: {e}")
                 show = False
-            elif cmd == "temp":
-                try:
-                    t = float(arg)
-                except ValueError:
-                    t = float("nan")
-                if not t >= 0:
-                    raise XuxieError(f"temperature must be 0 (greedy) or positive, got {arg!r}")
-                session.temperature = t
-            else:
-                text = line[2:] if cmd == "t" else line
-                session.type_text(text.replace("\\n", "\n"))
-        except XuxieError as e:
-            write(f"error: {e}")
-            show = False
-        except OSError as e:
-            write(f"error: could not save: {e}")
-            show = False
 
 
-__all__ = ["HELP", "WritingSession", "render", "run", "samples_file_text", "show_token"]
+__all__ = ["HELP", "WritingSession", "ctrl_c_stops", "render", "run", "samples_file_text", "show_token", "warnings_shown"]

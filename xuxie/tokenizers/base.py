@@ -60,6 +60,11 @@ class Tokenizer:
         """Characters of ``text`` this tokenizer cannot represent (sorted, unique)."""
         raise NotImplementedError
 
+    def unknown_in_context(self, text: str) -> dict[str, str]:
+        """Each character of ``text`` this tokenizer cannot represent (sorted), mapped to the
+        piece of ``text`` a user would recognise it in: for one-character tokens, itself."""
+        return {c: c for c in self.unknown_chars(text)}
+
     def _extra(self) -> dict[str, Any]:
         return {}
 

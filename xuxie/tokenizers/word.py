@@ -83,5 +83,16 @@ class WordTokenizer(Tokenizer):
     def unknown_chars(self, text: str) -> list[str]:
         return sorted({c for c in set(text) if c not in self.index})
 
+    def unknown_in_context(self, text: str) -> dict[str, str]:
+        """Each unknown character mapped to the first word it occurs in (``'z'`` → ``'zebra'``)."""
+        unknown = set(self.unknown_chars(text))
+        found: dict[str, str] = {}
+        # Only lines holding an unknown character are cut into words: an evaluation text may be long.
+        for line in (line for line in text.splitlines(keepends=True) if unknown.intersection(line)):
+            for word in split_words(line):
+                for c in unknown.intersection(word):
+                    found.setdefault(c, word)
+        return dict(sorted(found.items()))
+
     def _extra(self) -> dict[str, Any]:
         return {"max_vocab": self.max_vocab, "min_freq": self.min_freq}
