@@ -106,6 +106,15 @@ def test_kill_9_at_random_instants_loses_nothing(corpus, tmp_path):
     rb = json.loads((out / "config.json").read_text())["results"]
     assert (ra["steps"], ra["best_step"], ra["final_val_loss"]) == (rb["steps"], rb["best_step"], rb["final_val_loss"])
     assert not list((out / "checkpoints").glob(".*"))  # stale temporary folders were cleaned
+    # log.jsonl reads as one history: what a killed process logged past its checkpoint was dropped.
+    evals = {name: [(r["step"], r["val_loss"]) for r in _log(folder) if r["event"] == "eval"] for name, folder in (("a", straight), ("b", out))}
+    assert evals["a"] == evals["b"] and len(evals["a"]) == STEPS // 250
+    steps = [r["step"] for r in _log(out) if r["event"] == "train"]
+    assert steps == sorted(set(steps))
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])

@@ -27,7 +27,7 @@ from . import checkpoint as ckpt
 from .data import LMBatches, PairBatch, PairBatches, PairData, eval_streams
 from .decoding import GenerationConfig, generate_texts, prompt_ids_for, suppressed_ids
 from .errors import XuxieError, XuxieWarning, check_numbers
-from .fileio import append_text
+from .fileio import append_text, atomic_write_text
 from .models import LanguageModel
 from .threads import threads_scope
 from .tokenizers import PAD, Tokenizer
@@ -317,6 +317,23 @@ def pair_loss(model: LanguageModel, data: PairData, max_tokens: int | None = Non
     return {"loss": loss, "ppl": math.exp(min(loss, 50)), "tokens": count}
 
 
+def _forget_log_after(log: Path, step: int) -> None:
+    """Drop what log.jsonl says about steps after ``step``: a killed run logged steps that its
+    resumed run does again, and a log read as one history must not hold them twice. A line torn
+    by the kill goes too."""
+    if not log.is_file():
+        return
+    kept = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("step", 0) <= step:
+            kept.append(line + "\n")
+    atomic_write_text(log, "".join(kept))
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised after Ctrl-C (or SIGTERM/SIGHUP) once the last checkpoint is safely written;
     ``exit_code`` follows the shell's convention, 128 + the signal's number."""
@@ -454,8 +471,9 @@ class Trainer:
         d = ckpt.load_checkpoint(self.out_dir, self.model, self.device)
         if d is None:
             warnings.warn(f"{self.out_dir} has no checkpoint yet; training starts again from step 0", XuxieWarning, stacklevel=2)
-            return
-        self.load_state_dict(d)
+        else:
+            self.load_state_dict(d)
+        _forget_log_after(self.out_dir / ckpt.LOG, self.state.step)
 
     # -- checkpoints -------------------------------------------------------------------------
     def save_best(self) -> None:
