@@ -165,3 +165,19 @@ def test_transformer_trains_saves_and_resumes(shakespeare_text, tmp_path):
     assert again.generate(**kw) == tg.generate(**kw)
     resumed = TextGenerator.train(shakespeare_text[:50_000], out=tmp_path / "t", resume=True, **{**common, "steps": 30})
     assert resumed.config["results"]["steps"] == 30
+
+
+def test_resume_on_a_changed_corpus_says_so(shakespeare_text, tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(shakespeare_text[:30_000], encoding="utf-8")
+    out = tmp_path / "run"
+    common = ["--hidden-size", "16", "--seq-len", "32", "--batch-size", "8", "--preview-length", "0", "--quiet"]
+    r = subprocess.run([sys.executable, "-m", "xuxie.cli", "train", str(corpus), "--out", str(out), "--steps", "4", *common],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    corpus.write_text(shakespeare_text[:30_000] + "\nA LINE ADDED LATER\n", encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "xuxie.cli", "train", "--out", str(out), "--resume", "--steps", "8", *common],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "corpus differs from the one" in warnings[0], r.stderr
