@@ -33,6 +33,7 @@ from .data import PairData, check_window, encode_corpus, encode_pairs
 from .decoding import GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids, warn_unseen
 from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_path
+from .limits import check_generation_size, check_paragraphs
 from .models import LanguageModel, build_model
 from .threads import threads_scope
 from .tokenizers import Tokenizer, train_tokenizer
@@ -389,15 +390,16 @@ class TextGenerator:
             raise XuxieError(f"n must be at least 1, got {n}")
         slots: dict[float, list[int]] = {}  # temperature → the samples made at it
         temps = temperature_list(temperature)
+        length = max_new_tokens if max_new_tokens is not None else self._default_length()
+        ids = self._prompt_ids(prompt, context)  # once: one warning for the prompt however many temperatures
+        check_generation_size(n, num_beams, len(ids), length)  # before anything is sized by them
         for i in range(n):
             slots.setdefault(temps[i % len(temps)], []).append(i)
-        configs = [(self._gen_config(temperature=t, top_k=top_k, top_p=top_p,
-                                     max_new_tokens=max_new_tokens if max_new_tokens is not None else self._default_length(),
+        configs = [(self._gen_config(temperature=t, top_k=top_k, top_p=top_p, max_new_tokens=length,
                                      repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
                                      num_beams=num_beams, length_penalty=length_penalty, stop=stop,
                                      seed=None if seed is None else seed + k), where)
                    for k, (t, where) in enumerate(slots.items())]
-        ids = self._prompt_ids(prompt, context)  # once: one warning for the prompt however many temperatures
         texts: list[str] = [""] * n
         for cfg, where in configs:
             for i, text in zip(where, generate_texts(self.model, self.tokenizer, ids, cfg, len(where), self._eos(), self._suppress())):
@@ -419,6 +421,7 @@ class TextGenerator:
         context = kwargs.pop("context", None)
         cfg = self._gen_config(**kwargs)
         ids = self._prompt_ids(prompt, context)
+        check_generation_size(1, cfg.num_beams, len(ids), cfg.max_new_tokens, n_flag=None)
         return stream_text(self.model, self.tokenizer, ids, cfg, self._eos(), self._suppress())
 
     @property
@@ -472,6 +475,7 @@ class TextGenerator:
         (paragraph ``k`` uses the seed ``seed + k``); one (text, continuation) for a language model."""
         if paragraphs < 1:
             raise XuxieError(f"--paragraphs must be at least 1, got {paragraphs}")
+        check_paragraphs(paragraphs)
         kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
                   no_repeat_ngram_size=no_repeat_ngram_size, num_beams=num_beams, length_penalty=length_penalty, stop=stop)
         per = max_new_tokens if max_new_tokens is not None else self._default_length()
@@ -482,6 +486,7 @@ class TextGenerator:
             for k in range(paragraphs):
                 cfg.seed = None if seed is None else seed + k
                 ids = self._source_ids(source, truncate=truncate or k > 0)
+                check_generation_size(1, num_beams, len(ids), per, n_flag=None)
                 answer = generate_texts(self.model, self.tokenizer, ids, cfg, 1, self._eos(), self._suppress())[0]
                 out.append((source, answer))
                 if not answer.strip():
@@ -490,8 +495,10 @@ class TextGenerator:
             return out
         if not text:
             raise XuxieError("give some text to continue")
-        cfg = self._gen_config(max_new_tokens=per * paragraphs, seed=seed, **kw)
         ids = self._prompt_ids(text, None)
+        # Checked before the config, whose own check cannot name --paragraphs.
+        check_generation_size(1, num_beams, len(ids), per * paragraphs, n_flag=None, new_flag="--paragraphs/--max-new-tokens")
+        cfg = self._gen_config(max_new_tokens=per * paragraphs, seed=seed, **kw)
         if num_beams > 1:
             written = generate_texts(self.model, self.tokenizer, ids, cfg, 1, self._eos(), self._suppress())[0]
         else:

@@ -371,6 +371,7 @@ def continue_(
 ) -> None:
     from .api import TextGenerator, temperature_list
     from .decoding import GenerationConfig
+    from .limits import check_paragraphs
 
     if (input_file is None) == (text is None):
         raise XuxieError("give the passage to continue with --input FILE or --text \"…\" (one of them)")
@@ -379,6 +380,7 @@ def continue_(
                      repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram, num_beams=num_beams).validate()
     if paragraphs < 1:
         raise XuxieError(f"--paragraphs must be at least 1, got {paragraphs}")
+    check_paragraphs(paragraphs)
     if n_best < 0 or (n_best > 1 and n_best > num_beams):
         raise XuxieError(f"--n-best {n_best} needs at least as many beams: add --num-beams {max(n_best, 2)}")
     if input_file is not None:

@@ -33,10 +33,12 @@ import unicodedata
 import urllib.error
 import urllib.request
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import XuxieError, XuxieWarning
+from .fileio import xuxie_folder_kind
 
 MODES = ("text", "lines", "pairs", "continuation")
 PAIR_SUFFIXES = (".tsv", ".jsonl")
@@ -69,7 +71,12 @@ _CANDIDATES = ["gb18030", "big5", "cp1252", "latin_1"]  # in order of preference
 
 @dataclass
 class Corpus:
-    """Documents read from one or more files, in one mode (in ``pairs`` mode: sources, with ``targets``)."""
+    """Documents read from one or more files, in one mode (in ``pairs`` mode: sources, with ``targets``).
+
+    ``sources`` are the absolute paths of the files read (``"<text>"`` for a string), and
+    ``source_hashes`` the SHA-256 of each one's bytes as read (of a string: its UTF-8), in the same
+    order, so a run can record exactly what it was trained on and tell when a file changed.
+    """
 
     documents: list[str]
     mode: str = "text"
@@ -78,6 +85,7 @@ class Corpus:
     labels: list[str | None] | None = None  # context label of each document (lines mode), None: unlabelled
     targets: list[str] | None = None  # pairs mode: targets[i] is the target of documents[i] (the source)
     pairs_from: str | None = None  # pairs mode: "files", or "continuation:paragraph" / "continuation:sentences=N"
+    source_hashes: tuple[str, ...] = ()  # SHA-256 hex digest of each of ``sources``
 
     @property
     def text(self) -> str:
@@ -116,7 +124,7 @@ class Corpus:
         if self.mode == "pairs":
             return self._split_pairs(val_fraction)
         if val_fraction == 0:
-            return self, Corpus([], self.mode, self.sources, self.encodings)
+            return self, replace(self, documents=[], labels=None)
         if self.mode == "lines":
             n_val = max(1, round(len(self.documents) * val_fraction))
             if n_val >= len(self.documents):
@@ -126,15 +134,12 @@ class Corpus:
                 )
             lab = self.labels
             return (
-                Corpus(self.documents[:-n_val], "lines", self.sources, self.encodings, lab[:-n_val] if lab else None),
-                Corpus(self.documents[-n_val:], "lines", self.sources, self.encodings, lab[-n_val:] if lab else None),
+                replace(self, documents=self.documents[:-n_val], labels=lab[:-n_val] if lab else None),
+                replace(self, documents=self.documents[-n_val:], labels=lab[-n_val:] if lab else None),
             )
         text = self.text
         cut = int(len(text) * (1.0 - val_fraction))
-        return (
-            Corpus([text[:cut]], "text", self.sources, self.encodings),
-            Corpus([text[cut:]], "text", self.sources, self.encodings),
-        )
+        return replace(self, documents=[text[:cut]], labels=None), replace(self, documents=[text[cut:]], labels=None)
 
     def _split_pairs(self, val_fraction: float) -> tuple[Corpus, Corpus]:
         targets = self.targets or []
@@ -143,8 +148,7 @@ class Corpus:
                              "build it with read_pairs or continuation_pairs")
 
         def part(lo: int, hi: int | None) -> Corpus:
-            return Corpus(self.documents[lo:hi], "pairs", self.sources, self.encodings,
-                          targets=targets[lo:hi], pairs_from=self.pairs_from)
+            return replace(self, documents=self.documents[lo:hi], labels=None, targets=targets[lo:hi])
 
         if val_fraction == 0:
             return self, part(len(targets), None)
@@ -211,6 +215,10 @@ def resolve_named_corpus(name: str, download: bool = True) -> Path:
 
 
 # --------------------------------------------------------------------------- decoding bytes
+class NotText(XuxieError):
+    """The bytes are not text in any encoding (a binary file): skipped inside a folder, an error when named."""
+
+
 def _looks_binary(data: bytes) -> bool:
     sample = data[:65536]
     if not sample:
@@ -328,7 +336,7 @@ def decode_bytes(data: bytes, encoding: str | None = None, name: str = "<bytes>"
         utf16 = _utf16_guess(data, need_nul=False)
         if utf16 is not None:
             return utf16
-        raise XuxieError(
+        raise NotText(
             f"{name} does not look like text (a binary file?); give a text file, or force the encoding with --encoding"
         )
     decoded = {enc: t for enc in _CANDIDATES if (t := _strict(data, enc)) is not None}
@@ -350,38 +358,121 @@ def normalize_text(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- reading
-def _expand(paths: list[str | Path]) -> list[Path]:
-    files: list[Path] = []
+class _Found(NamedTuple):
+    """A file to read: its absolute path, and whether the user named it (not a folder holding it)."""
+
+    path: Path
+    named: bool
+
+
+class _Read(NamedTuple):
+    """A file read once: its absolute path, text, encoding and the SHA-256 of its bytes."""
+
+    path: Path
+    text: str
+    encoding: str
+    sha256: str
+
+
+def _is_own_or_hidden(path: Path, skip: set[Path]) -> bool:
+    """What a folder holds but is not the user's text: hidden and temporary names (atomic writes
+    and downloads make ``.name.tmp`` / ``.name.part``), folders xuxie wrote (a training run's
+    output inside its own corpus folder), and the ``skip``ped paths."""
+    return path.name.startswith(".") or path in skip or (path.is_dir() and xuxie_folder_kind(path) is not None)
+
+
+def _folder_files(folder: Path, skip: set[Path]) -> list[Path]:
+    """The text files under ``folder`` (by suffix, sorted), leaving out :func:`_is_own_or_hidden` ones."""
+    kind = xuxie_folder_kind(folder)
+    if kind is not None:
+        raise XuxieError(f"folder {folder} is a xuxie {kind} directory, not a corpus; give the text it was trained on")
+    found: list[Path] = []
+    for root, dirs, names in os.walk(folder):  # not into symlinked folders: no loops
+        here = Path(root)
+        dirs[:] = [d for d in dirs if not _is_own_or_hidden(here / d, skip)]
+        found.extend(here / n for n in names
+                     if not _is_own_or_hidden(here / n, skip) and Path(n).suffix.lower() in TEXT_SUFFIXES and (here / n).is_file())
+    if not found:
+        raise XuxieError(f"folder {folder} holds no text files (.txt, .md, …); point at a file or a folder of them")
+    return sorted(found)
+
+
+def _expand(paths: list[str | Path], exclude: list[str | Path] | tuple = ()) -> list[_Found]:
+    """The files named by ``paths`` (files, folders, named corpora), as absolute paths. Inside a
+    folder, the paths in ``exclude`` (files or folders, e.g. a training run's output folder before
+    it holds a config.json) are left out; a path named directly is always read."""
+    skip = {Path(p).expanduser().resolve() for p in exclude}
+    files: list[_Found] = []
     for p in paths:
         sp = str(p)
         if sp in NAMED_CORPORA and not Path(sp).exists():
-            files.append(resolve_named_corpus(sp))
+            files.append(_Found(resolve_named_corpus(sp).resolve(), named=True))
             continue
         path = Path(sp).expanduser()
         if path.is_dir():
-            found = sorted(
-                f for f in path.rglob("*")
-                if f.is_file() and not any(part.startswith(".") for part in f.relative_to(path).parts)
-                and f.suffix.lower() in TEXT_SUFFIXES
-            )
-            if not found:
-                raise XuxieError(f"folder {path} holds no text files (.txt, .md, …); point at a file or a folder of them")
-            files.extend(found)
+            files.extend(_Found(f, named=False) for f in _folder_files(path.resolve(), skip))
         elif path.is_file():
-            files.append(path)
+            files.append(_Found(path.resolve(), named=True))
         else:
             names = ", ".join(NAMED_CORPORA)
             raise XuxieError(f"corpus '{sp}' does not exist; give a file, a folder, or a named corpus ({names})")
     return files
 
 
-def read_text_file(path: Path, encoding: str | None = None) -> tuple[str, str]:
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as e:
         raise XuxieError(f"cannot read {path}: {e.strerror}") from None
-    text, enc = decode_bytes(data, encoding, name=str(path))
+
+
+def read_text_file(path: Path, encoding: str | None = None) -> tuple[str, str]:
+    text, enc = decode_bytes(_read_bytes(path), encoding, name=str(path))
     return normalize_text(text), enc
+
+
+BINARY_SHOWN = 3  # skipped binary files named in the warning; the count says how many there are
+
+
+def _shown(paths: list[Path]) -> str:
+    return ", ".join(str(p) for p in paths[:BINARY_SHOWN]) + (", …" if len(paths) > BINARY_SHOWN else "")
+
+
+def _read_files(found: list[_Found], encoding: str | None) -> list[_Read]:
+    """Read and decode each file once, hashing the bytes read. A file that is not text is an error
+    when the user named it, and skipped when a folder held it (a stray image or archive should not
+    stop training on the rest), with one warning naming the skipped files."""
+    read: list[_Read] = []
+    binary: list[Path] = []
+    for f in found:
+        data = _read_bytes(f.path)
+        try:
+            text, enc = decode_bytes(data, encoding, name=str(f.path))
+        except NotText:
+            if f.named:
+                raise
+            binary.append(f.path)
+            continue
+        read.append(_Read(f.path, normalize_text(text), enc, hashlib.sha256(data).hexdigest()))
+    if not read:
+        raise XuxieError(f"the corpus folder holds no text: its {len(binary)} file(s) do not look like text "
+                         f"({_shown(binary)}); give text files")
+    if binary:
+        warnings.warn(f"skipped {len(binary)} file(s) in the corpus folder that do not look like text (binary?): "
+                      f"{_shown(binary)}", XuxieWarning, stacklevel=3)
+    return read
+
+
+def _provenance(read: list[_Read]) -> dict[str, tuple[str, ...]]:
+    """The :class:`Corpus` fields that say where its text came from."""
+    return {"sources": tuple(str(r.path) for r in read), "encodings": tuple(r.encoding for r in read),
+            "source_hashes": tuple(r.sha256 for r in read)}
+
+
+def _string_provenance(text: str) -> dict[str, tuple[str, ...]]:
+    """:func:`_provenance` of a text given as a string rather than a file."""
+    return {"sources": ("<text>",), "encodings": ("str",),
+            "source_hashes": (hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),)}
 
 
 def documents_from_text(text: str, mode: str) -> list[str]:
@@ -395,46 +486,44 @@ def documents_from_text(text: str, mode: str) -> list[str]:
 
 
 def read_corpus(paths: str | Path | list[str | Path], mode: str = "text", encoding: str | None = None, *,
-                unit: str = "paragraph", sentences: int = 3) -> Corpus:
+                unit: str = "paragraph", sentences: int = 3, exclude: list[str | Path] | tuple = ()) -> Corpus:
     """Read one or more files/folders (or named corpora) into a :class:`Corpus`.
 
     ``mode="pairs"`` reads ``.tsv``/``.jsonl`` pairs files (:func:`read_pairs`);
     ``mode="continuation"`` reads plain text and pairs each ``unit`` with the next one
     (:func:`continuation_pairs`, ``sentences`` per unit when ``unit="sentences"``), never across
     two files.
+
+    A folder is read without its hidden files and folders (names starting with '.'), without
+    folders xuxie wrote (models, exports) and without ``exclude``; a file in it that does not look
+    like text is skipped with one warning. ``sources`` records absolute paths, ``source_hashes``
+    the SHA-256 of each file.
     """
     if mode not in MODES:
         raise XuxieError(f"unknown mode '{mode}'; choose one of: {', '.join(MODES)}")
     if isinstance(paths, (str, Path)):
         paths = [paths]
     if mode == "pairs":
-        return read_pairs(paths, encoding)
+        return read_pairs(paths, encoding, exclude=exclude)
     if mode == "continuation":
         _check_unit(unit, sentences)
-    files = _expand(list(paths))
+    read = _read_files(_expand(list(paths), exclude), encoding)
+    where = ", ".join(str(r.path) for r in read)
     if mode == "continuation":
-        texts, encs = zip(*(read_text_file(f, encoding) for f in files))
-        where = ", ".join(str(f) for f in files)
-        if not any(t.strip() for t in texts):
+        if not any(r.text.strip() for r in read):
             raise XuxieError(f"corpus {where} is empty or only whitespace; give a file with text in it")
-        return _continuation(list(texts), unit, sentences, tuple(str(f) for f in files), tuple(encs), where)
-    docs: list[str] = []
-    encs: list[str] = []
-    for f in files:
-        text, enc = read_text_file(f, encoding)
-        docs.extend(documents_from_text(text, mode))
-        encs.append(enc)
+        return _continuation([r.text for r in read], unit, sentences, where, **_provenance(read))
+    docs = [doc for r in read for doc in documents_from_text(r.text, mode)]
     if not docs:
-        where = ", ".join(str(f) for f in files)
         raise XuxieError(f"corpus {where} is empty or only whitespace; give a file with text in it")
-    return Corpus(docs, mode, tuple(str(f) for f in files), tuple(encs))
+    return Corpus(docs, mode, **_provenance(read))
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
 
 
 def read_labelled(paths: str | Path | list[str | Path], label_column: str, text_column: str = "text",
-                  encoding: str | None = None) -> Corpus:
+                  encoding: str | None = None, *, exclude: list[str | Path] | tuple = ()) -> Corpus:
     """Documents with a context label from CSV, TSV or JSON-lines files (``lines`` mode).
 
     Every row is a document: its ``text_column`` is the text, its ``label_column`` the label (an
@@ -446,15 +535,14 @@ def read_labelled(paths: str | Path | list[str | Path], label_column: str, text_
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    files = _expand(list(paths))
+    found = _expand(list(paths), exclude)
+    for f in found:
+        if f.path.suffix.lower() not in TABLE_SUFFIXES:
+            raise XuxieError(f"{f.path}: a labelled corpus must be a .csv, .tsv or .jsonl file (got '{f.path.suffix}')")
+    read = _read_files(found, encoding)
     docs: list[str] = []
     labels: list[str | None] = []
-    encs: list[str] = []
-    for f in files:
-        if f.suffix.lower() not in TABLE_SUFFIXES:
-            raise XuxieError(f"{f}: a labelled corpus must be a .csv, .tsv or .jsonl file (got '{f.suffix}')")
-        text, enc = read_text_file(f, encoding)
-        encs.append(enc)
+    for f, text, _, _ in read:
         if f.suffix.lower() == ".jsonl":
             rows = []
             for n, line in enumerate(text.split("\n"), 1):
@@ -483,10 +571,10 @@ def read_labelled(paths: str | Path | list[str | Path], label_column: str, text_
                 label = str(r.get(label_column) or "").strip()
                 labels.append(label or None)
     if not docs:
-        raise XuxieError(f"{', '.join(map(str, files))} has no rows with text in column '{text_column}'")
+        raise XuxieError(f"{', '.join(str(r.path) for r in read)} has no rows with text in column '{text_column}'")
     if not any(labels):
         raise XuxieError(f"column '{label_column}' is empty in every row; give labels or train without --label-column")
-    return Corpus(docs, "lines", tuple(str(f) for f in files), tuple(encs), labels)
+    return Corpus(docs, "lines", labels=labels, **_provenance(read))
 
 
 def corpus_from_text(text: str, mode: str = "text") -> Corpus:
@@ -497,11 +585,11 @@ def corpus_from_text(text: str, mode: str = "text") -> Corpus:
         sources, targets = _parse_tsv(normalize_text(text), "the text")
         if not sources:
             raise XuxieError("the text holds no pairs; give source<TAB>target lines")
-        return Corpus(sources, "pairs", ("<text>",), ("str",), targets=targets, pairs_from="files")
+        return Corpus(sources, "pairs", targets=targets, pairs_from="files", **_string_provenance(text))
     docs = documents_from_text(normalize_text(text), mode)
     if not docs:
         raise XuxieError("the text is empty or only whitespace; give some text to train on")
-    return Corpus(docs, mode, ("<text>",), ("str",))
+    return Corpus(docs, mode, **_string_provenance(text))
 
 
 # --------------------------------------------------------------------------- source→target pairs
@@ -583,36 +671,37 @@ def _parse_jsonl(text: str, name: str) -> tuple[list[str], list[str]]:
     return sources, targets
 
 
-def read_pairs(paths: str | Path | list[str | Path], encoding: str | None = None) -> Corpus:
+def read_pairs(paths: str | Path | list[str | Path], encoding: str | None = None, *,
+               exclude: list[str | Path] | tuple = ()) -> Corpus:
     """Source→target pairs from ``.tsv`` and ``.jsonl`` files (mode ``pairs``).
 
     ``.tsv``: one ``source<TAB>target`` per line; blank lines and a ``source<TAB>target`` header
     are skipped; a line with a second tab is an error (no guessing which side it belongs to).
     ``.jsonl``: one object per line with string keys ``source`` and ``target`` (line breaks inside
     the strings are kept). Sources and targets are stripped and must not be empty. The encoding of
-    each file is detected (UTF-8/16, GBK/GB18030, Big5, …) unless ``encoding`` is given.
+    each file is detected (UTF-8/16, GBK/GB18030, Big5, …) unless ``encoding`` is given. Folders
+    are read as in :func:`read_corpus` (``exclude``, hidden files, xuxie's folders, binary files).
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    files = _expand(list(paths))
-    sources: list[str] = []
-    targets: list[str] = []
-    encs: list[str] = []
-    for f in files:
-        suffix = f.suffix.lower()
+    found = _expand(list(paths), exclude)
+    for f in found:
+        suffix = f.path.suffix.lower()
         if suffix not in PAIR_SUFFIXES:
             raise XuxieError(
-                f"{f}: pairs files must be .tsv (source<TAB>target) or .jsonl (got '{suffix or 'no suffix'}'); "
+                f"{f.path}: pairs files must be .tsv (source<TAB>target) or .jsonl (got '{suffix or 'no suffix'}'); "
                 "to make pairs from a plain novel use --mode continuation"
             )
-        text, enc = read_text_file(f, encoding)
-        encs.append(enc)
-        src, tgt = (_parse_jsonl if suffix == ".jsonl" else _parse_tsv)(text, str(f))
+    read = _read_files(found, encoding)
+    sources: list[str] = []
+    targets: list[str] = []
+    for f, text, _, _ in read:
+        src, tgt = (_parse_jsonl if f.suffix.lower() == ".jsonl" else _parse_tsv)(text, str(f))
         if not src:
             raise XuxieError(f"{f} holds no pairs; give at least one source<TAB>target line (or JSON object)")
         sources.extend(src)
         targets.extend(tgt)
-    return Corpus(sources, "pairs", tuple(str(f) for f in files), tuple(encs), targets=targets, pairs_from="files")
+    return Corpus(sources, "pairs", targets=targets, pairs_from="files", **_provenance(read))
 
 
 _END_MARKS = "。！？．!?…"
@@ -681,9 +770,9 @@ def _check_unit(unit: str, sentences: int) -> None:
         raise XuxieError(f"sentences per unit must be a whole number of at least 1, got {sentences!r}")
 
 
-def _continuation(texts: list[str], unit: str, sentences: int, sources: tuple[str, ...],
-                  encodings: tuple[str, ...], where: str) -> Corpus:
-    """Pairs unit_i → unit_{i+1} within each text (never across two texts)."""
+def _continuation(texts: list[str], unit: str, sentences: int, where: str, **provenance: tuple[str, ...]) -> Corpus:
+    """Pairs unit_i → unit_{i+1} within each text (never across two texts); ``provenance``: the
+    :class:`Corpus` fields saying where the texts came from."""
     src: list[str] = []
     tgt: list[str] = []
     n_units = 0
@@ -699,7 +788,7 @@ def _continuation(texts: list[str], unit: str, sentences: int, sources: tuple[st
             f"{where} is too short to make pairs: it has {n_units} {what} and continuation needs at least 2; {fix}"
         )
     from_ = "continuation:paragraph" if unit == "paragraph" else f"continuation:sentences={sentences}"
-    return Corpus(src, "pairs", sources, encodings, targets=tgt, pairs_from=from_)
+    return Corpus(src, "pairs", targets=tgt, pairs_from=from_, **provenance)
 
 
 def continuation_pairs(corpus_or_text: Corpus | str, unit: str = "paragraph", sentences: int = 3) -> Corpus:
@@ -717,9 +806,10 @@ def continuation_pairs(corpus_or_text: Corpus | str, unit: str = "paragraph", se
         if c.mode == "pairs":
             raise XuxieError("the corpus is already source→target pairs; give a plain text (mode text or lines)")
         texts = list(c.documents) if c.mode == "text" else [c.text]
-        return _continuation(texts, unit, sentences, c.sources, c.encodings, ", ".join(c.sources) or "the text")
+        return _continuation(texts, unit, sentences, ", ".join(c.sources) or "the text",
+                             sources=c.sources, encodings=c.encodings, source_hashes=c.source_hashes)
     if not isinstance(corpus_or_text, str):
         raise XuxieError(f"continuation_pairs needs a Corpus or a string, got {type(corpus_or_text).__name__}")
     if not corpus_or_text.strip():
         raise XuxieError("the text is empty or only whitespace; give some text to make pairs from")
-    return _continuation([corpus_or_text], unit, sentences, ("<text>",), ("str",), "the text")
+    return _continuation([corpus_or_text], unit, sentences, "the text", **_string_provenance(corpus_or_text))

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .errors import XuxieError, XuxieWarning, check_numbers
+from .limits import check_generation_size
 from .threads import threads_scope
 from .tokenizers import BOS, SPECIALS
 
@@ -60,6 +61,9 @@ class GenerationConfig:
         for bad, message in checks:
             if bad:
                 raise XuxieError(message)
+        # The samples and the prompt are not known here: the least this config can cost (the
+        # front ends check the whole size once the prompt is encoded).
+        check_generation_size(None, self.num_beams, None, self.max_new_tokens, n_flag=None)
         return self
 
     @property

@@ -43,6 +43,7 @@ import torch
 from . import analysis
 from .errors import XuxieError
 from .fileio import atomic_path, atomic_write_text
+from .limits import check_analysis_size
 from .threads import threads_scope
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.2, 0.5, 0.8, 1.0, 1.2)
@@ -545,6 +546,7 @@ def analyze(models: Sequence[Any] | Any, out_dir: str | Path, corpus: str | Path
     strats = parse_strategies(strategies)
     samples = _check_count(samples, "--samples")
     length = _check_count(length, "--length")
+    check_analysis_size(samples, length)  # before any model is loaded
     if not isinstance(prompt, str):
         raise XuxieError(f"the prompt must be a string, got {type(prompt).__name__}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
