@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from .errors import XuxieError, XuxieWarning
-from .fileio import MODEL_FORMAT, atomic_path, atomic_write_text, fsync_dir, make_temp_dir, xuxie_folder_kind
+from .fileio import MODEL_FORMAT, atomic_path, atomic_write_text, file_in_the_way, fsync_dir, make_temp_dir, xuxie_folder_kind
 from .models import LanguageModel, model_from_config
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -172,12 +172,8 @@ def check_out_dir(path: Path, overwrite: bool, corpus_files: Sequence[Path] = ()
     a file; a non-empty folder xuxie did not write (whatever --overwrite says: xuxie replaces only
     its own files); a folder holding the corpus; a trained model without --overwrite. A xuxie
     folder whose run never saved a checkpoint holds nothing to lose and is reused."""
-    for folder in (path, *path.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                where = "is a file" if folder == path else f"is inside {folder}, which is a file"
-                raise XuxieError(f"--out {path} {where}; give a folder path")
-            break
+    if problem := file_in_the_way(path):
+        raise XuxieError(f"--out {path} {problem}; give a folder path")
     for f in corpus_files:
         if f.resolve().is_relative_to(path.resolve()):
             raise XuxieError(f"the corpus {f} is inside --out {path}; choose an --out folder that holds no corpus files")

@@ -34,7 +34,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .errors import XuxieError
-from .fileio import EXPORT_FORMAT, fsync_dir, make_temp_dir, xuxie_folder_kind
+from .fileio import EXPORT_FORMAT, file_in_the_way, fsync_dir, make_temp_dir, xuxie_folder_kind
 
 FORMATS = ("hf",)
 #: architectures each format can represent
@@ -80,12 +80,8 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fals
 # --------------------------------------------------------------------------- checks
 def _check_out(model_dir: Path, out: Path, overwrite: bool) -> None:
     """OUT must be new, empty, or (with --overwrite) an earlier xuxie export."""
-    for folder in (out, *out.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                where = "is a file" if folder == out else f"is inside {folder}, which is a file"
-                raise XuxieError(f"{out} {where}; give a folder path for the export")
-            break
+    if problem := file_in_the_way(out):
+        raise XuxieError(f"{out} {problem}; give a folder path for the export")
     if out.resolve() == model_dir.resolve() or model_dir.resolve().is_relative_to(out.resolve()):
         raise XuxieError(f"{out} holds the model being exported; choose another path for the export")
     if not out.is_dir() or not any(out.iterdir()):

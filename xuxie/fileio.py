@@ -75,6 +75,16 @@ MODEL_FORMAT = "xuxie-model"  # config.json "format" of a model directory
 EXPORT_FORMAT = "xuxie-hf-export"  # config.json "xuxie_export" of a Hugging Face export
 
 
+def file_in_the_way(path: Path) -> str | None:
+    """Why ``path`` cannot be (or become) a folder — it is a file, or lies inside one — or None."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if folder.is_dir():
+                return None
+            return "is a file" if folder == path else f"is inside {folder}, which is a file"
+    return None
+
+
 def xuxie_folder_kind(path: str | Path) -> str | None:
     """``"model"`` or ``"export"`` when ``path`` is a folder xuxie wrote (its config.json carries
     xuxie's format marker), else ``None``. Only such folders are ever overwritten or skipped as
