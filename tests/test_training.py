@@ -180,4 +180,4 @@ def test_resume_on_a_changed_corpus_says_so(shakespeare_text, tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and "corpus differs from the one" in warnings[0], r.stderr
+    assert len(warnings) == 1 and "corpus is not the one" in warnings[0] and "c.txt (changed)" in warnings[0], r.stderr

@@ -108,12 +108,17 @@ def _corpus_files(source: Any) -> list[Path]:
 
 
 def _warn_if_corpus_changed(out_dir: Path, saved: dict[str, Any], corpus: Corpus) -> None:
-    """--resume on a corpus that is not the one the run began with: say so, and go on (a tokenizer
-    is fixed at the start, so new characters are read as unknown)."""
-    before, now = saved.get("sha256"), corpus.fingerprint()
-    if before and before != now:
-        warnings.warn(f"the corpus differs from the one {out_dir} was started on (sha256 {before[:12]}… then, {now[:12]}… now); "
-                      "training continues on the new text with the run's tokenizer", XuxieWarning, stacklevel=2)
+    """--resume on a corpus that is not the one the run began with: say so, naming the files that
+    changed, and go on (the run's tokenizer reads new characters as unknown)."""
+    if not saved.get("sha256") or saved["sha256"] == corpus.fingerprint():
+        return
+    before = dict(zip(saved.get("sources", []), saved.get("source_sha256", [])))
+    now = dict(zip(corpus.sources, corpus.source_hashes))
+    changed = [f"{name} ({'changed' if name in before else 'new'})" for name, digest in now.items() if before.get(name) != digest]
+    changed += [f"{name} (gone)" for name in before if name not in now]
+    detail = ", ".join(changed[:3]) + (" …" if len(changed) > 3 else "") if before else "its text differs"
+    warnings.warn(f"the corpus is not the one {out_dir} was started on: {detail}; "
+                  "training continues on it with the run's tokenizer", XuxieWarning, stacklevel=2)
 
 
 def _looks_like_path(s: str) -> bool:
@@ -223,11 +228,11 @@ class TextGenerator:
                 from .corpus import read_labelled
 
                 corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], saved_label_column,
-                                       saved["corpus"].get("text_column", "text"), encoding)
+                                       saved["corpus"].get("text_column", "text"), encoding, exclude=[out_dir])
             else:
                 # A continuation model's sources are plain texts, paired again as before.
                 read_mode = "continuation" if saved_corpus.get("unit") else saved["mode"]
-                corpus = cls._read(source, read_mode, encoding, unit, sentences)
+                corpus = cls._read(source, read_mode, encoding, unit, sentences, exclude=[out_dir])
             _warn_if_corpus_changed(out_dir, saved_corpus, corpus)
             torch.manual_seed(tc.seed)  # a run killed before its first checkpoint starts as it began
             model = ckpt.model_from_config(arch, saved["model"]).to(dev)
@@ -242,9 +247,10 @@ class TextGenerator:
             if label_column is not None:
                 from .corpus import read_labelled
 
-                corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], label_column, text_column, encoding)
+                corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], label_column, text_column, encoding,
+                                       exclude=[out_dir])
             else:
-                corpus = cls._read(source, mode, encoding, unit, sentences)
+                corpus = cls._read(source, mode, encoding, unit, sentences, exclude=[out_dir])
             train_part = cls._train_part(corpus, tc.val_fraction)
             tok = train_tokenizer(tokenizer, train_part.documents + (train_part.targets or []), min_freq=min_freq, max_vocab=max_vocab,
                                   vocab_size=vocab_size)
@@ -267,7 +273,7 @@ class TextGenerator:
                                      f"use --seq-len {context} or less, or a longer --context")
             run_info = {
                 "arch": arch, "model": model.config.__dict__, "tokenizer": tok.kind, "mode": corpus.mode,
-                "corpus": {"sources": list(corpus.sources), "encodings": list(corpus.encodings),
+                "corpus": {"sources": list(corpus.sources), "source_sha256": list(corpus.source_hashes), "encodings": list(corpus.encodings),
                            "documents": len(corpus.documents), "chars": corpus.n_chars, "sha256": corpus.fingerprint()},
                 "parameters": model.num_parameters(), "xuxie_version": __version__,
             }
@@ -312,19 +318,20 @@ class TextGenerator:
         return cls.load(out_dir, dev)
 
     @staticmethod
-    def _read(source, mode: str, encoding: str | None, unit: str = "paragraph", sentences: int = 3) -> Corpus:
+    def _read(source, mode: str, encoding: str | None, unit: str = "paragraph", sentences: int = 3, exclude: Sequence[Path] = ()) -> Corpus:
+        """The corpus a training source names; a folder is read without ``exclude`` (the run's own output)."""
         if isinstance(source, Corpus):
             if mode == "continuation" and source.mode != "pairs":
                 return continuation_pairs(source, unit, sentences)
             return source
         if isinstance(source, (list, tuple)):
-            return read_corpus(list(source), mode, encoding, unit=unit, sentences=sentences)
+            return read_corpus(list(source), mode, encoding, unit=unit, sentences=sentences, exclude=exclude)
         if isinstance(source, Path) or _looks_like_path(str(source)):
             s = str(source)
             from .corpus import NAMED_CORPORA
 
             if Path(s).exists() or s in NAMED_CORPORA or isinstance(source, Path) or _PATHLIKE.fullmatch(s):
-                return read_corpus(s, mode, encoding, unit=unit, sentences=sentences)
+                return read_corpus(s, mode, encoding, unit=unit, sentences=sentences, exclude=exclude)
         if mode == "continuation":
             return continuation_pairs(corpus_from_text(str(source), "text"), unit, sentences)
         return corpus_from_text(str(source), mode)

@@ -148,7 +148,7 @@ def train(
     steps: Annotated[int | None, typer.Option(help="Budget in optimiser steps.")] = None,
     time: Annotated[float | None, typer.Option("--time", help="Budget in minutes (default 5 when no budget is given).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (budgets are totals for the whole run).")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a model already in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a xuxie model in --out (only its own files; a folder xuxie did not write is never replaced).")] = False,
     hidden_size: Annotated[int | None, typer.Option(help="Recurrent units per layer (default 512); transformer: the width.")] = None,
     layers: Annotated[int | None, typer.Option(help="Layers (RNN default 1; transformer: from the preset).")] = None,
     preset: Annotated[str | None, typer.Option(help="Transformer size: tiny (default), small or base.")] = None,
@@ -533,6 +533,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw config.json.")] = False,
 ) -> None:
     from .api import TextGenerator
+    from .checkpoint import checkpoints
 
     tg = TextGenerator.load(model_dir, "cpu")
     c = tg.config
@@ -553,6 +554,8 @@ def info(
     t = c.get("train") or {}
     if t:
         table.add_row("training", ", ".join(f"{k}={t[k]}" for k in ("seq_len", "batch_size", "lr", "schedule", "epochs", "steps", "time_minutes") if t.get(k) is not None))
+    if saved := checkpoints(model_dir):
+        table.add_row("checkpoints", ", ".join(c.name for c in saved) + " (--resume continues from the first)")
     out.print(table)
 
 
@@ -576,9 +579,9 @@ Examples:
 @_command("decode")
 def export(
     model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train --arch transformer'.", show_default=False)],
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write (must not exist or be empty, unless --overwrite).", show_default=False)],
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write: new, empty, or with --overwrite an earlier export (a folder xuxie did not write is never replaced).", show_default=False)],
     format: Annotated[str, typer.Option("--format", "-f", help="Export format: hf (Hugging Face transformers).")] = "hf",
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace what is already in OUT.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in OUT (only the files xuxie wrote).")] = False,
 ) -> None:
     from .export import export_model
 
