@@ -163,3 +163,22 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(corpus, tmp_pa
         (c / "trainer_state.pt").write_bytes(b"garbage")
     with pytest.raises(Exception, match="every checkpoint in .* is damaged"):
         TextGenerator.train(corpus, out=out, resume=True, **{**common, "steps": 20})
+
+
+def test_stale_temporaries_are_cleaned_and_nothing_else(corpus, tmp_path):
+    from xuxie import TextGenerator
+
+    out = tmp_path / "run"
+    common = dict(seq_len=32, batch_size=8, preview_length=0, progress=False, eval_interval=2)
+    TextGenerator.train(corpus, out=out, steps=2, model_options={"hidden_size": 16}, **common)
+    stale = [out / ".model.safetensors.k2j4.tmp", out / ".config.json.x9.tmp", out / "checkpoints" / ".step.ab12.tmp"]
+    stale[0].write_bytes(b"half")
+    stale[1].write_text("{")
+    stale[2].mkdir()
+    (stale[2] / "weights.safetensors").write_bytes(b"half")
+    users = [out / ".my-notes.tmp", out / "checkpoints" / ".mine.tmp"]
+    for f in users:
+        f.write_text("mine")
+    TextGenerator.train(corpus, out=out, resume=True, steps=4, **common)
+    assert not any(p.exists() for p in stale)
+    assert all(f.read_text() == "mine" for f in users)

@@ -297,7 +297,8 @@ def load_checkpoint(path: str | Path, model: LanguageModel, device: torch.device
                 raise XuxieError(f"{weights} and {state_file.name} are from different steps")
             return state
         except (XuxieError, KeyError, ValueError) as e:
-            warnings.warn(f"checkpoint {weights.parent} is damaged ({' '.join(str(e).split())[:160]}); trying the one before it", XuxieWarning, stacklevel=2)
+            detail = " ".join(str(e).replace(str(weights.parent) + os.sep, "").split())[:160]
+            warnings.warn(f"checkpoint {weights.parent} is damaged ({detail}); trying the one before it", XuxieWarning, stacklevel=2)
     if candidates:
         raise XuxieError(f"every checkpoint in {path} is damaged, so it cannot be resumed; "
                          f"train again with --overwrite (or into a new --out)")
@@ -322,11 +323,13 @@ def load_trainer_state(path: str | Path, device: torch.device | None = None) -> 
 
 
 def remove_stale_temporaries(path: str | Path) -> None:
-    """Temporary files and folders left by a process killed mid-write (``.NAME.*.tmp``): only
-    xuxie makes names of that shape in a model directory. Call only from the directory's writer."""
+    """Temporary files and folders left by a process killed mid-write: ``.NAME.*.tmp`` for the
+    names xuxie writes (a user's own hidden files never match). Call only from the folder's writer."""
     path = Path(path)
-    for folder in (path, path / CHECKPOINTS):
-        for entry in folder.glob(".*.tmp") if folder.is_dir() else ():
+    patterns = [(path, f".{glob.escape(name)}.*.tmp") for name in (CONFIG, TOKENIZER, *RUN_FILES)]
+    patterns.append((path / CHECKPOINTS, ".step.*.tmp"))
+    for folder, pattern in patterns:
+        for entry in folder.glob(pattern) if folder.is_dir() else ():
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
