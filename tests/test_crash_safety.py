@@ -182,3 +182,20 @@ def test_stale_temporaries_are_cleaned_and_nothing_else(corpus, tmp_path):
     TextGenerator.train(corpus, out=out, resume=True, steps=4, **common)
     assert not any(p.exists() for p in stale)
     assert all(f.read_text() == "mine" for f in users)
+
+
+def test_a_folder_of_the_earlier_layout_still_resumes(corpus, tmp_path):
+    """Before checkpoint folders, --resume read last.safetensors + trainer_state.pt beside config.json."""
+    import shutil
+
+    from xuxie import TextGenerator
+
+    out = tmp_path / "run"
+    common = dict(seq_len=32, batch_size=8, preview_length=0, progress=False, eval_interval=3)
+    TextGenerator.train(corpus, out=out, steps=3, model_options={"hidden_size": 16}, **common)
+    newest = checkpoints(out)[0]
+    shutil.move(newest / "weights.safetensors", out / "last.safetensors")
+    shutil.move(newest / "trainer_state.pt", out / "trainer_state.pt")
+    shutil.rmtree(out / "checkpoints")
+    tg = TextGenerator.train(corpus, out=out, resume=True, steps=6, **common)
+    assert tg.config["results"]["steps"] == 6 and checkpoints(out)[0].name == "step-000000006"
