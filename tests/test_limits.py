@@ -2,7 +2,7 @@
 a typo (``--max-new-tokens 10000000000``, ``--n 1000000``) gets one line and exit code 2, fast and
 small, and the limit's environment variable raises it.
 
-The commands run as real processes so that their peak memory can be read (``os.wait4``): a
+The commands run as real processes so that their own peak memory can be read (VmHWM): a
 request that slipped past its check would allocate gigabytes (or be killed) before failing.
 """
 
@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,23 +43,32 @@ class Run:
     peak_mb: float
 
 
+# Runs ``python -m xuxie`` and, at exit, writes the process's own peak memory (VmHWM, which exec
+# resets) to the file named by argv[1]. Not getrusage/wait4: their ru_maxrss includes the memory of
+# the forking parent, so a test process grown large by earlier tests would read as a large child.
+PEAK_REPORTING_MAIN = """
+import atexit, runpy, sys
+peak_file = sys.argv.pop(1)
+def report():
+    with open("/proc/self/status") as status, open(peak_file, "w") as out:
+        out.write(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+atexit.register(report)
+runpy.run_module("xuxie", run_name="__main__", alter_sys=True)
+"""
+
+
 def xuxie(*args: object, **env: str) -> Run:
     """``python -m xuxie ARGS`` in its own process, with ``env`` added and no ambient XUXIE_MAX_* setting."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("XUXIE_MAX_")} | env
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryDirectory() as tmp:
+        peak_file = Path(tmp) / "peak_kb"
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "xuxie", *map(str, args)], stdout=out, stderr=err, env=environ)
-        watchdog = threading.Timer(300, proc.kill)  # a hang fails the test instead of blocking the suite
-        watchdog.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak memory, unlike communicate()
-        finally:
-            watchdog.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        # the timeout makes a hang fail the test instead of blocking the suite
+        proc = subprocess.run([sys.executable, "-c", PEAK_REPORTING_MAIN, peak_file, *map(str, args)],
+                              capture_output=True, text=True, env=environ, timeout=300)
         seconds = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        return Run(proc.returncode, out.read().decode(), err.read().decode(), seconds, usage.ru_maxrss / 1024)
+        peak_mb = int(peak_file.read_text()) / 1024
+    return Run(proc.returncode, proc.stdout, proc.stderr, seconds, peak_mb)
 
 
 def assert_refused(run: Run, *phrases: str) -> None:
