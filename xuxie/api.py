@@ -30,7 +30,7 @@ import torch
 from . import checkpoint as ckpt
 from .corpus import PAIR_SUFFIXES, Corpus, continuation_pairs, corpus_from_text, read_corpus, read_pairs
 from .data import PairData, check_window, encode_corpus, encode_pairs
-from .decoding import GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids, warn_unseen
+from .decoding import DecodingSetup, GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids, warn_unseen
 from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_path
 from .limits import check_generation_size, check_paragraphs
@@ -181,6 +181,10 @@ class TextGenerator:
         self.tokenizer = tokenizer
         self.config = config
         self.path = path
+        #: end, suppressed ids, constraints and prompt ids, derived once for every front-end
+        self.decoding = DecodingSetup.for_model(model, tokenizer, config.get("mode", "text"), config.get("labels", []))
+        #: the defaults every generation call starts from (copied, then updated by its options)
+        self.generation_config = GenerationConfig(max_new_tokens=self.decoding.default_max_new_tokens)
 
     # -- construction ------------------------------------------------------------------------
     @classmethod

@@ -234,9 +234,15 @@ def constraint_processors(tokenizer, device: torch.device) -> list:
     return [CompleteUTF8(tokenizer, device)] if hasattr(tokenizer, "token_bytes") else []
 
 
-def build_processors(config: GenerationConfig, suppress: Sequence[int] = (), sampling: bool = True) -> list[LogitsProcessor]:
+def build_processors(config: GenerationConfig, suppress: Sequence[int] = (), sampling: bool = True,
+                     extra: Sequence[LogitsProcessor] = ()) -> list[LogitsProcessor]:
     """The processor chain for ``config``. Beam search uses only the ones that are not about
-    sampling (suppression, repetition penalty, no-repeat-n-gram)."""
+    sampling (suppression, repetition penalty, no-repeat-n-gram).
+
+    ``extra`` — a user's own processors — run after the built-in ones that shape the scores and,
+    as in HF transformers, before the sampling warpers (temperature, top-k, top-p): a token the
+    user bans is then never the only one top-p keeps, which would leave nothing to sample.
+    """
     procs: list[LogitsProcessor] = []
     if suppress:
         procs.append(SuppressTokens(suppress))
@@ -244,6 +250,7 @@ def build_processors(config: GenerationConfig, suppress: Sequence[int] = (), sam
         procs.append(RepetitionPenalty(config.repetition_penalty))
     if config.no_repeat_ngram_size > 0:
         procs.append(NoRepeatNGram(config.no_repeat_ngram_size))
+    procs.extend(extra)
     if sampling:
         if config.temperature > 0 and config.temperature != 1.0:
             procs.append(Temperature(config.temperature))
@@ -292,24 +299,26 @@ def _history_prefix(model, prompt_ids: Sequence[int]) -> list[int]:
 @torch.inference_mode()
 def sample_steps(model, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
                  eos_id: int | None = None, suppress: Sequence[int] = (),
-                 constraints: Sequence[LogitsProcessor] = ()) -> Iterator[list[int]]:
+                 constraints: Sequence[LogitsProcessor] = (),
+                 processors: Sequence[LogitsProcessor] = ()) -> Iterator[list[int]]:
     """Yield, per step, the new token of each of ``n`` sequences sampled together.
 
     A sequence that produced ``eos_id`` keeps yielding ``eos_id``; the loop ends when all have,
-    or after ``max_new_tokens`` steps. Greedy when ``temperature == 0``.
+    or after ``max_new_tokens`` steps. Greedy when ``temperature == 0``. ``processors`` are the
+    user's own (see :func:`build_processors`).
     """
     config.validate()
     if config.max_new_tokens == 0:
         return
+    procs = [*constraints, *build_processors(config, suppress, sampling=True, extra=processors)]
     with threads_scope("decode", rows=n):
-        yield from _sample_loop(model, prompt_ids, config, n, eos_id, suppress, constraints)
+        yield from _sample_loop(model, prompt_ids, config, n, eos_id, procs)
 
 
 def _sample_loop(model, prompt_ids: Sequence[int], config: GenerationConfig, n: int, eos_id: int | None,
-                 suppress: Sequence[int], constraints: Sequence[LogitsProcessor]) -> Iterator[list[int]]:
+                 procs: Sequence[LogitsProcessor]) -> Iterator[list[int]]:
     device = model.device
     logits, state = _prefill(model, prompt_ids, n)
-    procs = [*constraints, *build_processors(config, suppress, sampling=True)]
     gen = _make_generator(device, config.seed) if config.do_sample else None
     prefix = _history_prefix(model, prompt_ids)
     plen = len(prefix)
@@ -344,25 +353,27 @@ class Hypothesis:
 
 @torch.inference_mode()
 def beam_search(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_id: int | None = None,
-                suppress: Sequence[int] = (), constraints: Sequence[LogitsProcessor] = ()) -> list[Hypothesis]:
+                suppress: Sequence[int] = (), constraints: Sequence[LogitsProcessor] = (),
+                processors: Sequence[LogitsProcessor] = ()) -> list[Hypothesis]:
     """Beam search over ``model.step``; returns hypotheses best first (``num_beams`` of them).
 
     Scores are summed log-probabilities divided by ``length ** length_penalty`` (length =
     generated tokens); ``length_penalty > 0`` favours longer sequences, ``< 0`` shorter ones.
+    ``processors`` are the user's own, after the built-in ones.
     """
     config.validate()
     if config.max_new_tokens == 0:
         return [Hypothesis([], 0.0, 0.0, False)]
+    procs = [*constraints, *build_processors(config, suppress, sampling=False, extra=processors)]
     with threads_scope("decode", rows=config.num_beams):
-        return _beam_loop(model, prompt_ids, config, eos_id, suppress, constraints)
+        return _beam_loop(model, prompt_ids, config, eos_id, procs)
 
 
 def _beam_loop(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_id: int | None,
-               suppress: Sequence[int], constraints: Sequence[LogitsProcessor]) -> list[Hypothesis]:
+               procs: Sequence[LogitsProcessor]) -> list[Hypothesis]:
     k = config.num_beams
     device = model.device
     logits, state = _prefill(model, prompt_ids, k)
-    procs = [*constraints, *build_processors(config, suppress, sampling=False)]
     prefix = _history_prefix(model, prompt_ids)
     plen = len(prefix)
     history = torch.empty(k, plen + config.max_new_tokens, dtype=torch.long, device=device)
@@ -556,65 +567,170 @@ def _input_only(model, tokenizer, suppress: Sequence[int]) -> list[int]:
     return [*suppress, *range(tokenizer.vocab_size, width)]
 
 
-def generate_texts(model, tokenizer, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
-                   eos_id: int | None = None, suppress: Sequence[int] = ()) -> list[str]:
-    """``n`` continuations (text only, without the prompt)."""
-    config.validate()
-    suppress = _input_only(model, tokenizer, suppress)
-    if config.num_beams > 1:
-        if n > config.num_beams:
-            raise XuxieError(f"beam search returns at most num_beams={config.num_beams} sequences; ask for n ≤ num_beams")
-        hyps = beam_search(model, prompt_ids, config, eos_id, suppress, constraint_processors(tokenizer, model.device))
-        out = []
-        for h in hyps[:n]:
-            a = TextAssembler(tokenizer, config.stop)
-            for tok in h.tokens:
-                a.push(tok)
-            a.finish()
-            out.append(a.text)
-        return out
-    asm = [TextAssembler(tokenizer, config.stop) for _ in range(n)]
-    for tokens in sample_steps(model, prompt_ids, config, n, eos_id, suppress, constraint_processors(tokenizer, model.device)):
-        for a, tok in zip(asm, tokens):
-            if tok == eos_id:
-                a.finish()
-            else:
-                a.push(tok)
-        if all(a.done for a in asm):
-            break
-    for a in asm:
+# Modes whose documents end: the model writes ``<eos>`` and decoding stops there.
+ENDING_MODES = ("lines", "pairs")
+
+
+class DecodingSetup:
+    """What decoding needs to know about one loaded model, derived once and shared by every
+    front-end (``TextGenerator``, ``xuxie write``, the Trainer's previews, ``xuxie analyze``):
+
+    - ``eos_id``: the token that ends a text (``lines`` and ``pairs`` models), else ``None``;
+    - ``suppress``: ids never produced — padding, unknown, begin, end where texts do not end, and
+      the context labels, which are input-only ids after the tokenizer's own;
+    - ``constraints``: processors the tokenizer needs for valid text (complete UTF-8 for bytes);
+    - :meth:`prompt_ids`: the ids a prompt (or a seq2seq input) starts decoding from.
+
+    :meth:`texts`, :meth:`stream` and :meth:`beams` decode with them; a user's own processors
+    go in ``processors`` (see :func:`build_processors` for where they run).
+    """
+
+    def __init__(self, model, tokenizer, *, mode: str = "text", eos_id: int | None = None,
+                 suppress: Sequence[int] = (), labels: Sequence[str] = ()):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.mode = mode
+        self.labels = tuple(labels)
+        self.eos_id = eos_id
+        self.suppress = tuple(_input_only(model, tokenizer, suppress))
+        self.constraints = tuple(constraint_processors(tokenizer, model.device))
+
+    @classmethod
+    def for_model(cls, model, tokenizer, mode: str, labels: Sequence[str] = ()) -> DecodingSetup:
+        """The setup of a model trained in ``mode`` (``text``, ``lines`` or ``pairs``) with ``labels``."""
+        eos_id = tokenizer.eos_id if mode in ENDING_MODES else None
+        return cls(model, tokenizer, mode=mode, eos_id=eos_id, suppress=suppressed_ids(tokenizer, mode), labels=labels)
+
+    def __repr__(self) -> str:
+        return f"DecodingSetup(mode={self.mode}, eos_id={self.eos_id}, suppress={len(self.suppress)} ids, labels={len(self.labels)})"
+
+    @property
+    def is_encoder_decoder(self) -> bool:
+        return bool(getattr(self.model, "is_encoder_decoder", False))
+
+    @property
+    def default_max_new_tokens(self) -> int:
+        """Tokens per generation when none are asked for: a seq2seq model's answer length, 500
+        for ``lines`` models (which stop at ``<eos>``), else 200."""
+        if self.is_encoder_decoder:
+            return int(self.model.config.max_target_len)
+        return 500 if self.mode == "lines" else 200
+
+    # -- prompts -----------------------------------------------------------------------------
+    def prompt_ids(self, text: str, context: str | None = None, truncate: bool = False) -> list[int]:
+        """Ids decoding starts from: a language model's prompt (with its context label), or the
+        input a seq2seq model answers (``truncate``: keep the end of one that is too long)."""
+        if self.is_encoder_decoder:
+            if context is not None:
+                raise XuxieError("context labels are for language models trained with --label-column; drop --context")
+            return self.source_ids(text, truncate)
+        ids = prompt_ids_for(self.tokenizer, text, self.mode)
+        if context is None:
+            return ids
+        return [ids[0], self.label_id(context), *ids[1:]]
+
+    def label_id(self, context: str) -> int:
+        """The input id of a context label (after the tokenizer's own ids)."""
+        if not self.labels:
+            raise XuxieError("this model was trained without context labels; drop --context (train with --label-column to use them)")
+        if context not in self.labels:
+            shown = ", ".join(self.labels[:20]) + (" …" if len(self.labels) > 20 else "")
+            raise XuxieError(f"unknown context label '{context}'; this model knows: {shown}")
+        return self.tokenizer.vocab_size + self.labels.index(context)
+
+    def source_ids(self, text: str, truncate: bool = False) -> list[int]:
+        """Token ids of an encoder–decoder's input, checked against what the model can read."""
+        if not text.strip():
+            raise XuxieError("a seq2seq model answers an input: give some text (--text, --input or --prompt)")
+        ids = prompt_ids_for(self.tokenizer, text, "pairs", what="the input")
+        limit = int(self.model.config.max_source_len)
+        if len(ids) > limit:
+            if not truncate:
+                raise XuxieError(f"the input is {len(ids)} tokens long; this model reads at most {limit} (its --max-source-len): "
+                                 f"shorten it, or pass --truncate to keep its last {limit} tokens")
+            ids = ids[-limit:]
+        return ids
+
+    # -- decoding ----------------------------------------------------------------------------
+    def text_of(self, tokens: Sequence[int], stop: Sequence[str] = ()) -> str:
+        """The text of a finished sequence of new tokens, cut at the first ``stop`` string."""
+        a = TextAssembler(self.tokenizer, stop)
+        for tok in tokens:
+            a.push(tok)
         a.finish()
-    return [a.text for a in asm]
+        return a.text
 
+    def beams(self, prompt_ids: Sequence[int], config: GenerationConfig,
+              processors: Sequence[LogitsProcessor] = ()) -> list[Hypothesis]:
+        """:func:`beam_search` with this model's end, suppressed ids and constraints."""
+        return beam_search(self.model, prompt_ids, config, self.eos_id, self.suppress, self.constraints, processors)
 
-def stream_text(model, tokenizer, prompt_ids: Sequence[int], config: GenerationConfig,
-                eos_id: int | None = None, suppress: Sequence[int] = ()) -> Iterator[str]:
-    """One continuation as an iterator of text pieces (as soon as they are safe to show)."""
-    config.validate()
-    suppress = _input_only(model, tokenizer, suppress)
-    if config.num_beams > 1:
-        # Beam search only knows its best sequence at the end.
-        yield from generate_texts(model, tokenizer, prompt_ids, config, 1, eos_id, suppress)
-        return
-    a = TextAssembler(tokenizer, config.stop)
-    for (tok,) in sample_steps(model, prompt_ids, replace(config), 1, eos_id, suppress,
-                               constraint_processors(tokenizer, model.device)):
-        if tok == eos_id:
-            break
-        a.push(tok)
+    def texts(self, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
+              processors: Sequence[LogitsProcessor] = ()) -> list[str]:
+        """``n`` continuations (text only, without the prompt): sampled, greedy, or the ``n``
+        best of beam search."""
+        config.validate()
+        if config.num_beams > 1:
+            if n > config.num_beams:
+                raise XuxieError(f"beam search returns at most num_beams={config.num_beams} sequences; ask for n ≤ num_beams")
+            return [self.text_of(h.tokens, config.stop) for h in self.beams(prompt_ids, config, processors)[:n]]
+        asm = [TextAssembler(self.tokenizer, config.stop) for _ in range(n)]
+        steps = sample_steps(self.model, prompt_ids, config, n, self.eos_id, self.suppress, self.constraints, processors)
+        for tokens in steps:
+            for a, tok in zip(asm, tokens):
+                if tok == self.eos_id:
+                    a.finish()
+                else:
+                    a.push(tok)
+            if all(a.done for a in asm):
+                break
+        for a in asm:
+            a.finish()
+        return [a.text for a in asm]
+
+    def stream(self, prompt_ids: Sequence[int], config: GenerationConfig,
+               processors: Sequence[LogitsProcessor] = ()) -> Iterator[str]:
+        """One continuation as an iterator of text pieces (as soon as they are safe to show)."""
+        config.validate()
+        if config.num_beams > 1:
+            # Beam search only knows its best sequence at the end.
+            yield from self.texts(prompt_ids, config, 1, processors)
+            return
+        a = TextAssembler(self.tokenizer, config.stop)
+        # A copy: the caller may change its config (a seed per paragraph) while this one runs.
+        steps = sample_steps(self.model, prompt_ids, replace(config), 1, self.eos_id, self.suppress, self.constraints, processors)
+        for (tok,) in steps:
+            if tok == self.eos_id:
+                break
+            a.push(tok)
+            piece = a.release()
+            if piece:
+                yield piece
+            if a.done:
+                break
+        a.finish()
         piece = a.release()
         if piece:
             yield piece
-        if a.done:
-            break
-    a.finish()
-    piece = a.release()
-    if piece:
-        yield piece
+
+
+def generate_texts(model, tokenizer, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
+                   eos_id: int | None = None, suppress: Sequence[int] = (),
+                   processors: Sequence[LogitsProcessor] = ()) -> list[str]:
+    """``n`` continuations (text only, without the prompt) of a model given by its parts; a
+    loaded model's :class:`DecodingSetup` does this with the parts derived once."""
+    return DecodingSetup(model, tokenizer, eos_id=eos_id, suppress=suppress).texts(prompt_ids, config, n, processors)
+
+
+def stream_text(model, tokenizer, prompt_ids: Sequence[int], config: GenerationConfig,
+                eos_id: int | None = None, suppress: Sequence[int] = (),
+                processors: Sequence[LogitsProcessor] = ()) -> Iterator[str]:
+    """One continuation as an iterator of text pieces (see :meth:`DecodingSetup.stream`)."""
+    return DecodingSetup(model, tokenizer, eos_id=eos_id, suppress=suppress).stream(prompt_ids, config, processors)
 
 
 __all__ = [
-    "GenerationConfig", "Hypothesis", "LogitsProcessor", "NoRepeatNGram", "RepetitionPenalty",
+    "DecodingSetup", "GenerationConfig", "Hypothesis", "LogitsProcessor", "NoRepeatNGram", "RepetitionPenalty",
     "SuppressTokens", "Temperature", "TextAssembler", "TopK", "TopP", "apply_processors",
     "beam_search", "build_processors", "encode_user_text", "generate_texts", "prompt_ids_for", "suppressed_ids", "sample_steps", "sequence_logprob",
     "stream_text", "warn_unseen",

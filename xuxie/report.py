@@ -254,7 +254,7 @@ def _mean_logprob(m: _Model, texts: Sequence[str], length: int) -> tuple[float, 
     from .decoding import sequence_logprob
 
     tok, model = m.tg.tokenizer, m.tg.model
-    ends = m.tg._eos() is not None
+    ends = m.tg.decoding.eos_id is not None
     context = getattr(model.config, "context", None)
     learned = getattr(model.config, "positions", None) == "learned"
     seqs = []
@@ -571,8 +571,8 @@ def analyze(models: Sequence[Any] | Any, out_dir: str | Path, corpus: str | Path
         tg = m.tg
         if tg.is_seq2seq and not prompt.strip():
             raise XuxieError(f"{m.name} is a seq2seq model, which answers an input: give one with --prompt")
-        m.prompt_ids = tg._prompt_ids(prompt, None)
-        m.suppress = [*tg._suppress(), *range(tg.tokenizer.vocab_size, tg.model.config.vocab_size)]
+        m.prompt_ids = tg.decoding.prompt_ids(prompt)
+        m.suppress = list(tg.decoding.suppress)
     load_seconds = time.perf_counter() - t0
     texts_by_key: dict[tuple, str] = {}
     if corpus is not None:
