@@ -37,8 +37,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
-from .errors import XuxieError, XuxieWarning
-from .fileio import xuxie_folder_kind
+from ..errors import XuxieError, XuxieWarning
+from ..fileio import xuxie_folder_kind
 
 MODES = ("text", "lines", "pairs", "continuation")
 PAIR_SUFFIXES = (".tsv", ".jsonl")
@@ -167,7 +167,7 @@ def data_dir() -> Path:
     env = os.environ.get("XUXIE_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    shared = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+    shared = Path(__file__).resolve().parents[3] / "shared" / "corpora"
     if shared.is_dir():
         return shared
     return Path.home() / ".cache" / "xuxie"
