@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import urllib.error
+import urllib.request
 import warnings
 
 import numpy as np
@@ -13,7 +14,6 @@ from conftest import corpus_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from xuxie import corpus as corpus_mod
 from xuxie.corpus import corpus_from_text, decode_bytes, normalize_text, read_corpus
 from xuxie.data import encode_corpus
 from xuxie.errors import XuxieError, XuxieWarning
@@ -186,7 +186,7 @@ def test_named_corpus_download_errors(tmp_path, monkeypatch):
     def offline(*a, **k):
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setattr(corpus_mod.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(XuxieError, match="could not download corpus 'tinyshakespeare'.*offline"):
         read_corpus("tinyshakespeare")
 
@@ -197,7 +197,7 @@ def test_named_corpus_download_errors(tmp_path, monkeypatch):
         def __exit__(self, *a):
             return False
 
-    monkeypatch.setattr(corpus_mod.urllib.request, "urlopen", lambda *a, **k: Fake(b"not the real text"))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Fake(b"not the real text"))
     with pytest.raises(XuxieError, match="SHA-256"):
         read_corpus("tinyshakespeare")
     assert list(tmp_path.iterdir()) == []  # no half-written or wrong file left behind
@@ -205,7 +205,7 @@ def test_named_corpus_download_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("XUXIE_DATA_DIR", str(corpus_path("tinyshakespeare.txt").parent))
     real = corpus_path("tinyshakespeare.txt").read_bytes()
     monkeypatch.setenv("XUXIE_DATA_DIR", str(tmp_path))
-    monkeypatch.setattr(corpus_mod.urllib.request, "urlopen", lambda *a, **k: Fake(real))
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Fake(real))
     assert read_corpus("tinyshakespeare").n_chars > 1_000_000  # downloaded, checked, kept
     assert (tmp_path / "tinyshakespeare.txt").read_bytes() == real
 
