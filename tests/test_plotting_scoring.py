@@ -10,8 +10,9 @@ import warnings
 import numpy as np
 import pytest
 
+from xuxie.chars import display_token
 from xuxie.errors import XuxieError
-from xuxie.plotting import _display_token, cjk_font, configure_matplotlib, plot_attention
+from xuxie.plotting import cjk_font, configure_matplotlib, plot_attention
 from xuxie.scoring import bleu_chrf, is_chinese, sentence_bleu_chrf
 
 SOURCE = list("床前明月光，疑是地上霜。") + [" ", "\n", "举头"]
@@ -167,12 +168,12 @@ def test_plot_attention_failure_leaves_no_temp_file(tmp_path, monkeypatch):
 
 
 def test_display_token_makes_whitespace_visible():
-    assert _display_token(" ") == "␣"
-    assert _display_token("\n") == "⏎"
-    assert _display_token("a b\n") == "a␣b⏎"
-    assert _display_token("") == "∅"
-    assert _display_token("\x00") == "\\x00"
-    long = _display_token("x" * 50)
+    assert display_token(" ") == "␣"
+    assert display_token("\n") == "⏎"
+    assert display_token("a b\n") == "a␣b⏎"
+    assert display_token("") == "∅"
+    assert display_token("\x00") == "\\x00"
+    long = display_token("x" * 50)
     assert len(long) == 16 and long.endswith("…")
 
 

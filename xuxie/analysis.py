@@ -38,15 +38,15 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .errors import XuxieError
+from .chars import HAN_BLOCKS, KANA_BLOCK, char_class
+from .errors import XuxieError, check_count
 
 Tokenizer = Callable[[str], Sequence[str]]
 
 UNITS = ("char", "token")
 
-# CJK characters that are written without spaces: one token each. Han (unified ideographs,
-# extension A, compatibility ideographs, the supplementary planes 2 and 3) plus hiragana/katakana.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
+# CJK characters that are written without spaces: one token each (Han and hiragana/katakana).
+_CJK = char_class([KANA_BLOCK, *HAN_BLOCKS])
 _TOKEN_RE = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 
 
@@ -87,12 +87,6 @@ def _check_text(text, what: str = "text") -> str:
     return text
 
 
-def _check_n(n, what: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise XuxieError(f"{what} must be a positive integer, got {n!r}")
-    return int(n)
-
-
 def _units(text: str, unit: str, tokenize: Tokenizer | None):
     if unit == "char":
         return text
@@ -120,7 +114,7 @@ def distinct_n(texts: Sequence[str], n: int, unit: str = "token", tokenize: Toke
     has ``n`` units. Raises :class:`XuxieError` for an empty list.
     """
     texts = _check_texts(texts)
-    n = _check_n(n)
+    n = check_count(n, "n", "integer")
     seen: set = set()
     total = 0
     for t in texts:
@@ -141,7 +135,7 @@ def repetition(text: str, n: int = 4, unit: str = "char", tokenize: Tokenizer | 
     so repetition = 3/6 = 0.5.
     """
     text = _check_text(text)
-    n = _check_n(n)
+    n = check_count(n, "n", "integer")
     grams = _ngrams(_units(text, unit, tokenize), n)
     return (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
 
@@ -348,7 +342,7 @@ class CorpusIndex:
         """The share of the sample's character n-gram occurrences (positions ``0 .. len - n``) whose
         n characters occur verbatim somewhere in the corpus. 1.0 = every n-gram appears in the
         training text; ``0.0`` when the sample is shorter than ``n``."""
-        n = _check_n(n)
+        n = check_count(n, "n", "integer")
         lengths, _ = self.matching_statistics(sample)
         total = len(sample) - n + 1
         if total <= 0:
@@ -378,7 +372,7 @@ def novelty(texts: Sequence[str], index: CorpusIndex, n: int = 8) -> dict[str, f
     Raises :class:`XuxieError` for an empty list.
     """
     texts = _check_texts(texts)
-    n = _check_n(n)
+    n = check_count(n, "n", "integer")
     if not isinstance(index, CorpusIndex):
         raise XuxieError(f"novelty needs a CorpusIndex, got {type(index).__name__}")
     overlaps, copies = [], []

@@ -31,19 +31,27 @@ from typing import Any
 import torch
 
 from .errors import XuxieError, XuxieWarning
-from .fileio import MODEL_FORMAT, atomic_path, atomic_write_text, file_in_the_way, fsync_dir, make_temp_dir, xuxie_folder_kind
+from .fileio import (
+    CONFIG,
+    LOG,
+    MODEL_FORMAT,
+    SAMPLES,
+    atomic_path,
+    atomic_write_text,
+    file_in_the_way,
+    fsync_dir,
+    make_temp_dir,
+    xuxie_folder_kind,
+)
 from .models import LanguageModel, model_from_config
 from .tokenizers import Tokenizer, load_tokenizer
 
 FORMAT = MODEL_FORMAT
 VERSION = 1
-CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
 WEIGHTS = "model.safetensors"
 LAST = "last.safetensors"
 TRAINER_STATE = "trainer_state.pt"
-LOG = "log.jsonl"
-SAMPLES = "samples.md"
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2  # the newest and the one before it, in case the newest is damaged
 #: every file a training run writes beside config.json: the only ones --overwrite removes

@@ -533,6 +533,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw config.json.")] = False,
 ) -> None:
     from .api import TextGenerator
+    from .chars import WHITESPACE_SYMBOLS
     from .checkpoint import checkpoints
 
     tg = TextGenerator.load(model_dir, "cpu")
@@ -543,7 +544,7 @@ def info(
     table = Table(title=str(model_dir), show_header=False)
     table.add_row("architecture", f"{c['arch']}  " + ", ".join(f"{k}={v}" for k, v in c["model"].items() if k != "vocab_size"))
     table.add_row("parameters", f"{tg.model.num_parameters():,}")
-    sample = "".join(t for t in tg.tokenizer.tokens[4:40]).replace("\n", "⏎")
+    sample = "".join(t for t in tg.tokenizer.tokens[4:40]).replace("\n", WHITESPACE_SYMBOLS["\n"])
     table.add_row("tokenizer", f"{c['tokenizer']}, {tg.tokenizer.vocab_size:,} tokens: {escape(sample)} …")
     table.add_row("mode", c["mode"])
     corpus = c.get("corpus", {})

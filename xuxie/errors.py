@@ -8,6 +8,7 @@ and exits with code 2; the Python API lets it propagate (it is a ``ValueError``)
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +24,14 @@ class XuxieWarning(UserWarning):
 
 
 SEED_RANGE = (0, 2**63 - 1)  # torch and numpy both take it, with room for the offsets added to seeds
+
+
+def check_count(value: Any, what: str, noun: str = "whole number") -> int:
+    """A count given in Python (samples, a length, an n-gram size): a whole number of at least 1,
+    as an int. A bool is refused although Python counts it as one; numpy integers are accepted."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise XuxieError(f"{what} must be a positive {noun}, got {value!r}")
+    return int(value)
 
 
 def check_numbers(values: Mapping[str, Any], flag: Callable[[str], str] = str) -> None:

@@ -34,7 +34,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .errors import XuxieError
-from .fileio import EXPORT_FORMAT, file_in_the_way, fsync_dir, make_temp_dir, xuxie_folder_kind
+from .fileio import CONFIG, EXPORT_FORMAT, file_in_the_way, fsync_dir, make_temp_dir, xuxie_folder_kind
 
 FORMATS = ("hf",)
 #: architectures each format can represent
@@ -71,8 +71,8 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fals
     tok_files = _char_tokenizer_files(tokenizer, cfg.context) if tokenizer.kind == "char" else {}
     files.update(tok_files)
     files["README.md"] = _readme(model_dir, config, hf_config, tokenizer.kind, bool(tok_files), mode)
-    hf_config["xuxie_export"] = {"format": EXPORT_FORMAT, "version": 1, "files": sorted([*files, "config.json", WEIGHTS])}
-    files["config.json"] = _dumps(hf_config)  # last: written last, so the marker is the last thing to change
+    hf_config["xuxie_export"] = {"format": EXPORT_FORMAT, "version": 1, "files": sorted([*files, CONFIG, WEIGHTS])}
+    files[CONFIG] = _dumps(hf_config)  # last: written last, so the marker is the last thing to change
     _write_dir(out, files, tensors)
     return out
 
@@ -306,9 +306,9 @@ def _write_dir(out: Path, files: dict[str, str], tensors: dict[str, torch.Tensor
 def _replace_export(out: Path, new: Path, names: list[str]) -> None:
     """Move the files of a new export over an earlier one (checked by :func:`_check_out`), remove
     the earlier export's files the new one lacks, and leave every other file in ``out`` alone."""
-    earlier = json.loads((out / "config.json").read_text(encoding="utf-8"))["xuxie_export"].get("files", [])
-    for name in set(earlier) - set(names) - {"config.json"}:
+    earlier = json.loads((out / CONFIG).read_text(encoding="utf-8"))["xuxie_export"].get("files", [])
+    for name in set(earlier) - set(names) - {CONFIG}:
         if Path(name).name == name:  # a bare file name, as xuxie writes them
             (out / name).unlink(missing_ok=True)
-    for name in sorted(names, key=lambda n: n == "config.json"):  # config.json, with the marker, last
+    for name in sorted(names, key=lambda n: n == CONFIG):  # config.json, with the marker, last
         os.replace(new / name, out / name)

@@ -71,6 +71,11 @@ def append_text(path: str | Path, text: str) -> None:
         f.flush()
 
 
+#: files of a model folder that several modules read or write
+CONFIG = "config.json"  # the run's settings, with xuxie's format marker (an export's too)
+LOG = "log.jsonl"  # one JSON record per training log line and evaluation
+SAMPLES = "samples.md"  # the samples written at each evaluation
+
 MODEL_FORMAT = "xuxie-model"  # config.json "format" of a model directory
 EXPORT_FORMAT = "xuxie-hf-export"  # config.json "xuxie_export" of a Hugging Face export
 
@@ -90,7 +95,7 @@ def xuxie_folder_kind(path: str | Path) -> str | None:
     xuxie's format marker), else ``None``. Only such folders are ever overwritten or skipped as
     xuxie's own; a marker-less folder is the user's, whatever files it holds."""
     try:
-        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((Path(path) / CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(config, dict):

@@ -12,7 +12,6 @@ import functools
 import logging
 import subprocess
 import sys
-import unicodedata
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ import matplotlib
 import numpy as np
 from matplotlib import font_manager
 
+from xuxie.chars import display_token, display_width
 from xuxie.errors import XuxieError
 from xuxie.fileio import atomic_path
 
@@ -178,34 +178,9 @@ def configure_matplotlib() -> str | None:
 # --------------------------------------------------------------------------- attention heatmap
 
 _FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
-_WHITESPACE = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "↵", "\u3000": "␣"}
-_MAX_LABEL_CHARS = 16
 _MAX_INCHES = 40.0
 _BASE_FONTSIZE = 10.0
 _LONG = 60  # tokens on an axis beyond which labels shrink
-
-
-def _display_token(token: str) -> str:
-    """The token with whitespace and control characters made visible, shortened when very long."""
-    if token == "":
-        return "∅"
-    out = []
-    for ch in str(token):
-        if ch in _WHITESPACE:
-            out.append(_WHITESPACE[ch])
-        elif ch.isspace():
-            out.append("␣")
-        elif unicodedata.category(ch) in ("Cc", "Cf"):
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    text = "".join(out)
-    return text if len(text) <= _MAX_LABEL_CHARS else text[: _MAX_LABEL_CHARS - 1] + "…"
-
-
-def _width(text: str) -> int:
-    """Display width in Latin-letter units (wide CJK characters count 2)."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _as_matrix(weights) -> np.ndarray:
@@ -280,8 +255,8 @@ def plot_attention(
     height = min(_MAX_INCHES, max(3.0, len(target) * cell + margin))
     dpi = 150 if max(width, height) <= 30 else 120  # tiny labels on big plots stay a few pixels tall
 
-    src_labels = [_display_token(t) for t in source]
-    tgt_labels = [_display_token(t) for t in target]
+    src_labels = [display_token(t) for t in source]
+    tgt_labels = [display_token(t) for t in target]
 
     fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
     ax = fig.add_subplot()
@@ -293,7 +268,7 @@ def plot_attention(
     for tick, text in zip(ax.xaxis.get_major_ticks(), src_labels):
         # single characters (a CJK character, a '␣') stay upright, longer tokens turn
         for label in (tick.label1, tick.label2):
-            label.set_rotation(0 if _width(text) <= 2 else 90)
+            label.set_rotation(0 if display_width(text) <= 2 else 90)
     ax.set_yticklabels(tgt_labels, fontsize=fontsize, parse_math=False)
     ax.xaxis.tick_top()
     ax.xaxis.set_label_position("top")

@@ -32,23 +32,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from xuxie.chars import is_han
 from xuxie.errors import XuxieError
 
 CHINESE_SHARE = 0.3  # CJK share of non-space characters above which text counts as Chinese
-
-_CJK_RANGES = (
-    (0x3400, 0x4DBF),  # Extension A
-    (0x4E00, 0x9FFF),  # Unified Ideographs
-    (0xF900, 0xFAFF),  # Compatibility Ideographs
-    (0x20000, 0x2FA1F),  # Extensions B-F, Compatibility Supplement
-    (0x30000, 0x323AF),  # Extensions G-H
-)
-
-
-def _is_cjk(ch: str) -> bool:
-    o = ord(ch)
-    return any(lo <= o <= hi for lo, hi in _CJK_RANGES)
-
 
 def is_chinese(texts: str | Iterable[str], threshold: float = CHINESE_SHARE) -> bool:
     """True when Chinese characters (CJK ideographs) are more than ``threshold`` of the non-space characters.
@@ -64,7 +51,7 @@ def is_chinese(texts: str | Iterable[str], threshold: float = CHINESE_SHARE) -> 
         for ch in text:
             if not ch.isspace():
                 total += 1
-                cjk += _is_cjk(ch)
+                cjk += is_han(ch)
     return total > 0 and cjk / total > threshold
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from .chars import EMPTY_TOKEN, WHITESPACE_SYMBOLS, show_whitespace
 from .decoding import Temperature, encode_user_text, prompt_ids_for, suppressed_ids
 from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_write_text
@@ -62,7 +63,7 @@ def samples_file_text(texts: Sequence[str], settings: dict[str, Any]) -> str:
 
 def show_token(piece: str) -> str:
     """A token as it reads in the options list: newline ⏎, space ␣, tab ⇥."""
-    return piece.replace("\n", "⏎").replace(" ", "␣").replace("\t", "⇥").replace("\r", "␍") or "∅"
+    return show_whitespace(piece, {**WHITESPACE_SYMBOLS, "\r": "␍"}) or EMPTY_TOKEN
 
 
 @dataclass

@@ -15,9 +15,10 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from ..chars import HAN_BLOCKS, char_class
 from .base import SPECIALS, UNK, Tokenizer
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+_HAN = char_class(HAN_BLOCKS[:4])  # not Extensions G-H: saved word vocabularies were cut without them
 _HAN_RUN = re.compile(f"([{_HAN}]+)")
 _PIECE = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+|\s+|.", re.DOTALL)
 
