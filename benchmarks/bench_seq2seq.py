@@ -96,8 +96,8 @@ def main() -> None:
     sources, targets = val.documents[:n], val.targets[:n]
     model, tok = tg.model, tg.tokenizer
     length = int(model.config.max_target_len)
-    suppress = tg._suppress()
-    eos = tok.eos_id
+    suppress = list(tg.decoding.suppress)
+    eos = tg.decoding.eos_id
 
     limit = int(model.config.max_source_len)
 

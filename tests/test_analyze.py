@@ -203,7 +203,7 @@ def test_batched_logprob_equals_sequence_logprob(small_shakespeare_model):
     from xuxie.report import _mean_logprob, _Model
 
     tg = small_shakespeare_model
-    m = _Model("m", tg, None, tg._prompt_ids("ROMEO:", None), [*tg._suppress()])
+    m = _Model("m", tg, None, tg.decoding.prompt_ids("ROMEO:"), list(tg.decoding.suppress))
     texts = tg.generate(11, "ROMEO:", temperature=1.0, max_new_tokens=50, seed=3, include_prompt=False) + ["", " the"]
     mean, count = _mean_logprob(m, texts, 50)
     seqs = [tg.tokenizer.encode(t) for t in texts if t]

@@ -60,7 +60,7 @@ def test_hongloumeng_continuation_learns_and_beam_beats_greedy(tmp_path):
     assert "**input**" in (tmp_path / "hlm" / "samples.md").read_text(encoding="utf-8")
 
     _, val = pairs.split(0.1)
-    model, eos, suppress = tg.model, tg.tokenizer.eos_id, tg._suppress()
+    model, eos, suppress = tg.model, tg.decoding.eos_id, list(tg.decoding.suppress)
     wins, n = 0, 30
     for source in val.documents[:n]:
         ids = tg.tokenizer.encode(source)[-128:]  # held-out text may hold characters never trained on: <unk>

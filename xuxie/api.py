@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import torch
 from . import checkpoint as ckpt
 from .corpus import PAIR_SUFFIXES, Corpus, continuation_pairs, corpus_from_text, read_corpus, read_pairs
 from .data import PairData, check_window, encode_corpus, encode_pairs
-from .decoding import DecodingSetup, GenerationConfig, generate_texts, prompt_ids_for, stream_text, suppressed_ids, warn_unseen
+from .decoding import DecodingSetup, GenerationConfig, LogitsProcessor, generate_texts, warn_unseen
 from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_path
 from .limits import check_generation_size, check_paragraphs
@@ -349,46 +350,45 @@ class TextGenerator:
     def mode(self) -> str:
         return self.config.get("mode", "text")
 
-    def _gen_config(self, **kw: Any) -> GenerationConfig:
-        stop = kw.pop("stop", None) or ()
-        if isinstance(stop, str):
-            stop = (stop,)
-        return GenerationConfig(stop=tuple(stop), **{k: v for k, v in kw.items() if v is not None}).validate()
+    def _options(self, generation_config: GenerationConfig | None, overrides: dict[str, Any]) -> GenerationConfig:
+        """HF style: a copy of ``generation_config`` (default: this model's :attr:`generation_config`)
+        with the call's ``overrides`` (``None``: not given). Not validated yet: the callers check the
+        whole size first, when the prompt is known, naming every factor."""
+        if generation_config is not None and not isinstance(generation_config, GenerationConfig):
+            raise XuxieError(f"generation_config must be a GenerationConfig, got {type(generation_config).__name__}")
+        return (generation_config or self.generation_config).updated(**overrides)
 
+    def _gen_config(self, generation_config: GenerationConfig | None = None, **overrides: Any) -> GenerationConfig:
+        """:meth:`_options`, validated."""
+        return self._options(generation_config, overrides).validate()
+
+    # The evaluation code reads these three; generation reads ``self.decoding`` itself.
     def _eos(self) -> int | None:
-        return self.tokenizer.eos_id if self.mode in ("lines", "pairs") else None
+        return self.decoding.eos_id
+
+    def _suppress(self) -> list[int]:
+        return list(self.decoding.suppress)
+
+    def _default_length(self) -> int:
+        return self.decoding.default_max_new_tokens
 
     @property
     def is_seq2seq(self) -> bool:
         """True for encoder–decoder models: they answer an input rather than continue a prompt."""
         return bool(getattr(self.model, "is_encoder_decoder", False))
 
-    def _default_length(self) -> int:
-        if self.is_seq2seq:
-            return int(self.model.config.max_target_len)
-        return 500 if self.mode == "lines" else 200
-
-    def _source_ids(self, text: str, truncate: bool = False) -> list[int]:
-        """Token ids of an encoder–decoder's input, checked against what the model can read."""
-        if not text.strip():
-            raise XuxieError("a seq2seq model answers an input: give some text (--text, --input or --prompt)")
-        ids = prompt_ids_for(self.tokenizer, text, "pairs", what="the input")
-        limit = int(self.model.config.max_source_len)
-        if len(ids) > limit:
-            if not truncate:
-                raise XuxieError(f"the input is {len(ids)} tokens long; this model reads at most {limit} (its --max-source-len): "
-                                 "shorten it, or pass --truncate to keep its last {limit} tokens".replace("{limit}", str(limit)))
-            ids = ids[-limit:]
-        return ids
-
-    def generate(self, n: int = 1, prompt: str = "", *, temperature: float | Sequence[float] = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-                 num_beams: int = 1, length_penalty: float = 1.0, stop: str | Sequence[str] | None = None,
-                 seed: int | None = None, include_prompt: bool = True, context: str | None = None) -> list[str]:
+    def generate(self, n: int = 1, prompt: str = "", *, generation_config: GenerationConfig | None = None,
+                 logits_processors: Sequence[LogitsProcessor] = (), include_prompt: bool = True,
+                 context: str | None = None, **overrides: Any) -> list[str]:
         """``n`` texts. Each starts with ``prompt`` unless ``include_prompt=False``.
 
-        ``temperature=0`` is greedy; ``num_beams > 1`` is beam search. ``max_new_tokens``
-        defaults to 200 for ``text`` models and 500 for ``lines`` models (which stop at ``<eos>``).
+        Decoding options are :class:`GenerationConfig` fields, given as ``generation_config``
+        (default: :attr:`generation_config`) and/or keywords that update a copy of it
+        (``temperature=0.8, top_p=0.9, seed=1``…). ``temperature=0`` is greedy; ``num_beams > 1``
+        is beam search. ``max_new_tokens`` defaults to 200 for ``text`` models and 500 for
+        ``lines`` models (which stop at ``<eos>``). ``logits_processors`` — callables
+        ``(input_ids, scores) -> scores`` — run after the built-in ones (before sampling's
+        temperature, top-k and top-p), in sampling and in beam search.
 
         ``temperature`` may be a list, cycled as in textgenrnn: sample ``i`` uses
         ``temperature[i % len(temperature)]``. The samples of each distinct temperature are made
@@ -399,158 +399,141 @@ class TextGenerator:
         """
         if n < 1:
             raise XuxieError(f"n must be at least 1, got {n}")
-        slots: dict[float, list[int]] = {}  # temperature → the samples made at it
-        temps = temperature_list(temperature)
-        length = max_new_tokens if max_new_tokens is not None else self._default_length()
-        ids = self._prompt_ids(prompt, context)  # once: one warning for the prompt however many temperatures
-        check_generation_size(n, num_beams, len(ids), length)  # before anything is sized by them
-        for i in range(n):
-            slots.setdefault(temps[i % len(temps)], []).append(i)
-        configs = [(self._gen_config(temperature=t, top_k=top_k, top_p=top_p, max_new_tokens=length,
-                                     repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram_size,
-                                     num_beams=num_beams, length_penalty=length_penalty, stop=stop,
-                                     seed=None if seed is None else seed + k), where)
-                   for k, (t, where) in enumerate(slots.items())]
-        texts: list[str] = [""] * n
-        for cfg, where in configs:
-            for i, text in zip(where, generate_texts(self.model, self.tokenizer, ids, cfg, len(where), self._eos(), self._suppress())):
-                texts[i] = text
+        temperature = overrides.pop("temperature", None)
+        cfg = self._options(generation_config, overrides)
+        temps = temperature_list(cfg.temperature if temperature is None else temperature)
+        ids = self.decoding.prompt_ids(prompt, context)  # once: one warning for the prompt however many temperatures
+        check_generation_size(n, cfg.num_beams, len(ids), cfg.max_new_tokens)  # before anything is sized by them
+        texts = self._texts_by_temperature(ids, cfg, temps, n, logits_processors)
         if self.is_seq2seq:  # the prompt is the input answered, not the start of the text
             return texts
         # The user's own prompt, not the decoded ids: a character the model never saw decodes as U+FFFD.
         return [prompt + t for t in texts] if include_prompt else texts
 
-    def stream(self, prompt: str = "", **kwargs: Any) -> Iterator[str]:
-        """One generation as an iterator of text pieces (the prompt is not repeated)."""
-        kwargs.setdefault("max_new_tokens", self._default_length())
-        if "temperature" in kwargs:
-            temps = temperature_list(kwargs["temperature"])
+    def _texts_by_temperature(self, ids: list[int], cfg: GenerationConfig, temps: list[float], n: int,
+                              processors: Sequence[LogitsProcessor]) -> list[str]:
+        """``n`` texts, sample ``i`` at ``temps[i % len(temps)]``: one batch per distinct
+        temperature, the ``k``-th with the seed ``cfg.seed + k`` (see :meth:`generate`)."""
+        slots: dict[float, list[int]] = {}  # temperature → the samples made at it
+        for i in range(n):
+            slots.setdefault(temps[i % len(temps)], []).append(i)
+        configs = [(replace(cfg, temperature=t, seed=None if cfg.seed is None else cfg.seed + k).validate(), where)
+                   for k, (t, where) in enumerate(slots.items())]  # every one checked before any work
+        texts: list[str] = [""] * n
+        for group_cfg, where in configs:
+            for i, text in zip(where, self.decoding.texts(ids, group_cfg, len(where), processors)):
+                texts[i] = text
+        return texts
+
+    def stream(self, prompt: str = "", *, generation_config: GenerationConfig | None = None,
+               logits_processors: Sequence[LogitsProcessor] = (), context: str | None = None,
+               **overrides: Any) -> Iterator[str]:
+        """One generation as an iterator of text pieces (the prompt is not repeated); options as
+        in :meth:`generate`, with a single temperature."""
+        if overrides.get("temperature") is not None:
+            temps = temperature_list(overrides["temperature"])
             if len(temps) > 1:
                 raise XuxieError(f"streaming writes one text with one temperature; got {len(temps)} temperatures "
                                  "(use generate(n, temperature=[...]) to cycle them)")
-            kwargs["temperature"] = temps[0]
-        context = kwargs.pop("context", None)
-        cfg = self._gen_config(**kwargs)
-        ids = self._prompt_ids(prompt, context)
+            overrides["temperature"] = temps[0]
+        cfg = self._gen_config(generation_config, **overrides)
+        ids = self.decoding.prompt_ids(prompt, context)
         check_generation_size(1, cfg.num_beams, len(ids), cfg.max_new_tokens, n_flag=None)
-        return stream_text(self.model, self.tokenizer, ids, cfg, self._eos(), self._suppress())
+        return self.decoding.stream(ids, cfg, logits_processors)
 
     @property
     def labels(self) -> list[str]:
         """The context labels the model was trained with (empty when none)."""
         return list(self.config.get("labels", []))
 
-    def _prompt_ids(self, prompt: str, context: str | None, truncate: bool = False) -> list[int]:
-        if self.is_seq2seq:
-            if context is not None:
-                raise XuxieError("context labels are for language models trained with --label-column; drop --context")
-            return self._source_ids(prompt, truncate)
-        ids = prompt_ids_for(self.tokenizer, prompt, self.mode)
-        if context is None:
-            return ids
-        labels = self.labels
-        if not labels:
-            raise XuxieError("this model was trained without context labels; drop --context (train with --label-column to use them)")
-        if context not in labels:
-            shown = ", ".join(labels[:20]) + (" …" if len(labels) > 20 else "")
-            raise XuxieError(f"unknown context label '{context}'; this model knows: {shown}")
-        return [ids[0], self.tokenizer.vocab_size + labels.index(context), *ids[1:]]
-
-    def _suppress(self) -> list[int]:
-        return suppressed_ids(self.tokenizer, self.mode)  # decoding adds the input-only label ids
-
     # -- continuation ------------------------------------------------------------------------
-    def continue_text(self, text: str, paragraphs: int = 1, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                      max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-                      num_beams: int = 1, length_penalty: float = 1.0, seed: int | None = None, truncate: bool = False,
-                      stop: str | Sequence[str] | None = None) -> str:
+    def continue_text(self, text: str, paragraphs: int = 1, *, generation_config: GenerationConfig | None = None,
+                      logits_processors: Sequence[LogitsProcessor] = (), truncate: bool = False, **overrides: Any) -> str:
         """What comes after ``text`` (without ``text``), ``paragraphs`` paragraphs of it.
 
         A seq2seq model answers ``text`` with the next paragraph; for ``paragraphs > 1`` each
         answer becomes the next input (paragraphs are joined by line breaks). A language model
         continues ``text`` until it has written ``paragraphs`` paragraphs (a paragraph ends at a
         line break after some text), or ``max_new_tokens`` per paragraph. ``truncate`` lets a
-        seq2seq model read only the end of an input longer than it can take.
+        seq2seq model read only the end of an input longer than it can take. Decoding options as
+        in :meth:`generate` (one temperature).
         """
-        steps = self.continue_paragraphs(text, paragraphs, temperature=temperature, top_k=top_k, top_p=top_p,
-                                         max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
-                                         no_repeat_ngram_size=no_repeat_ngram_size, num_beams=num_beams,
-                                         length_penalty=length_penalty, seed=seed, truncate=truncate, stop=stop)
+        steps = self.continue_paragraphs(text, paragraphs, generation_config=generation_config,
+                                         logits_processors=logits_processors, truncate=truncate, **overrides)
         return "\n".join(answer for _, answer in steps)
 
-    def continue_paragraphs(self, text: str, paragraphs: int = 1, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                            max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-                            num_beams: int = 1, length_penalty: float = 1.0, seed: int | None = None, truncate: bool = False,
-                            stop: str | Sequence[str] | None = None) -> list[tuple[str, str]]:
+    def continue_paragraphs(self, text: str, paragraphs: int = 1, *, generation_config: GenerationConfig | None = None,
+                            logits_processors: Sequence[LogitsProcessor] = (), truncate: bool = False,
+                            **overrides: Any) -> list[tuple[str, str]]:
         """:meth:`continue_text` step by step: (input, written) per paragraph for a seq2seq model
-        (paragraph ``k`` uses the seed ``seed + k``); one (text, continuation) for a language model."""
+        (paragraph ``k`` uses the seed ``seed + k``); one (text, continuation) for a language model.
+        ``max_new_tokens`` counts per paragraph."""
         if paragraphs < 1:
             raise XuxieError(f"--paragraphs must be at least 1, got {paragraphs}")
         check_paragraphs(paragraphs)
-        kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, repetition_penalty=repetition_penalty,
-                  no_repeat_ngram_size=no_repeat_ngram_size, num_beams=num_beams, length_penalty=length_penalty, stop=stop)
-        per = max_new_tokens if max_new_tokens is not None else self._default_length()
+        per_paragraph = self._options(generation_config, overrides)
         if self.is_seq2seq:
-            cfg = self._gen_config(max_new_tokens=per, seed=seed, **kw)
-            out: list[tuple[str, str]] = []
-            source = text
-            for k in range(paragraphs):
-                cfg.seed = None if seed is None else seed + k
-                ids = self._source_ids(source, truncate=truncate or k > 0)
-                check_generation_size(1, num_beams, len(ids), per, n_flag=None)
-                answer = generate_texts(self.model, self.tokenizer, ids, cfg, 1, self._eos(), self._suppress())[0]
-                out.append((source, answer))
-                if not answer.strip():
-                    break
-                source = answer
-            return out
+            return self._answer_paragraphs(text, paragraphs, per_paragraph.validate(), truncate, logits_processors)
+        return [(text, self._continue_paragraphs(text, paragraphs, per_paragraph, logits_processors))]
+
+    def _answer_paragraphs(self, text: str, paragraphs: int, cfg: GenerationConfig, truncate: bool,
+                           processors: Sequence[LogitsProcessor]) -> list[tuple[str, str]]:
+        """A seq2seq model answers ``text``, then each answer in turn, until an empty answer."""
+        seed = cfg.seed
+        out: list[tuple[str, str]] = []
+        source = text
+        for k in range(paragraphs):
+            cfg.seed = None if seed is None else seed + k
+            ids = self.decoding.source_ids(source, truncate=truncate or k > 0)  # later inputs are its own answers
+            check_generation_size(1, cfg.num_beams, len(ids), cfg.max_new_tokens, n_flag=None)
+            answer = self.decoding.texts(ids, cfg, 1, processors)[0]
+            out.append((source, answer))
+            if not answer.strip():
+                break
+            source = answer
+        return out
+
+    def _continue_paragraphs(self, text: str, paragraphs: int, per_paragraph: GenerationConfig,
+                             processors: Sequence[LogitsProcessor]) -> str:
+        """A language model continues ``text`` until ``paragraphs`` paragraphs are written (or
+        ``max_new_tokens`` per paragraph)."""
         if not text:
             raise XuxieError("give some text to continue")
-        ids = self._prompt_ids(text, None)
+        ids = self.decoding.prompt_ids(text)
+        budget = per_paragraph.max_new_tokens * paragraphs
         # Checked before the config, whose own check cannot name --paragraphs.
-        check_generation_size(1, num_beams, len(ids), per * paragraphs, n_flag=None, new_flag="--paragraphs/--max-new-tokens")
-        cfg = self._gen_config(max_new_tokens=per * paragraphs, seed=seed, **kw)
-        if num_beams > 1:
-            written = generate_texts(self.model, self.tokenizer, ids, cfg, 1, self._eos(), self._suppress())[0]
+        check_generation_size(1, per_paragraph.num_beams, len(ids), budget, n_flag=None, new_flag="--paragraphs/--max-new-tokens")
+        cfg = replace(per_paragraph, max_new_tokens=budget).validate()
+        if cfg.num_beams > 1:
+            written = self.decoding.texts(ids, cfg, 1, processors)[0]
         else:
             written = ""
-            for piece in stream_text(self.model, self.tokenizer, ids, cfg, self._eos(), self._suppress()):
+            for piece in self.decoding.stream(ids, cfg, processors):
                 written += piece
                 if _paragraphs_done(written) >= paragraphs:
                     break
-        return [(text, _cut_paragraphs(written, paragraphs))]
+        return _cut_paragraphs(written, paragraphs)
 
-    def nbest(self, source: str, n: int = 5, *, num_beams: int | None = None, length_penalty: float = 1.0,
-              max_new_tokens: int | None = None, repetition_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
-              truncate: bool = False) -> list[tuple[str, float, float]]:
+    def nbest(self, source: str, n: int = 5, *, num_beams: int | None = None, generation_config: GenerationConfig | None = None,
+              logits_processors: Sequence[LogitsProcessor] = (), truncate: bool = False,
+              **overrides: Any) -> list[tuple[str, float, float]]:
         """The ``n`` best answers of beam search (``num_beams`` ≥ n, default n) as
-        (text, log-probability, length-normalised score), best first."""
-        from .decoding import TextAssembler, beam_search, constraint_processors
-
+        (text, log-probability, length-normalised score), best first. Decoding options as in
+        :meth:`generate` (those of sampling do not apply)."""
         beams = num_beams or n
         if n < 1 or beams < n:
             raise XuxieError(f"the n-best list needs 1 ≤ n ≤ num_beams (got n={n}, num_beams={beams})")
-        cfg = self._gen_config(num_beams=beams, temperature=0, length_penalty=length_penalty, repetition_penalty=repetition_penalty,
-                               no_repeat_ngram_size=no_repeat_ngram_size,
-                               max_new_tokens=max_new_tokens if max_new_tokens is not None else self._default_length())
-        ids = self._prompt_ids(source, None, truncate)
-        suppress = [*self._suppress(), *range(self.tokenizer.vocab_size, self.model.config.vocab_size)]
-        hyps = beam_search(self.model, ids, cfg, self._eos(), suppress, constraint_processors(self.tokenizer, self.model.device))
-        result = []
-        for h in hyps[:n]:
-            a = TextAssembler(self.tokenizer)
-            for tok in h.tokens:
-                a.push(tok)
-            a.finish()
-            result.append((a.text, h.logprob, h.score))
-        return result
+        cfg = self._gen_config(generation_config, **{**overrides, "num_beams": beams, "temperature": 0})
+        ids = self.decoding.prompt_ids(source, truncate=truncate)
+        hyps = self.decoding.beams(ids, cfg, logits_processors)
+        return [(self.decoding.text_of(h.tokens, cfg.stop), h.logprob, h.score) for h in hyps[:n]]
 
     def attention(self, source: str, answer: str, truncate: bool = False) -> tuple[Any, list[str], list[str]]:
         """Attention weights (answer tokens × source tokens) of a seq2seq model writing ``answer``
         for ``source``, with the token strings of both (``<eos>`` ends a finished answer)."""
         if not self.is_seq2seq:
             raise XuxieError("attention weights come from a seq2seq model; this one is a language model (train with --arch seq2seq)")
-        src = self._source_ids(source, truncate)
+        src = self.decoding.source_ids(source, truncate)
         tgt = self.tokenizer.encode(answer)[: int(self.model.config.max_target_len)]
         if len(tgt) < int(self.model.config.max_target_len):
             tgt.append(self.tokenizer.eos_id)

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .decoding import GenerationConfig
 from .errors import XuxieError, XuxieWarning, check_numbers
 from .threads import requested_threads_set, threads_scope
 
@@ -248,6 +249,33 @@ def train(
         err.print(f"generate with: xuxie generate {escape(str(out_dir))} --prompt \"…\"")
 
 
+# --------------------------------------------------------------------------- decoding options
+# Each decoding option shared by the commands that decode is declared once, here; its help is the
+# option's own documentation in GenerationConfig and its default GenerationConfig's. A command's
+# parameters named like GenerationConfig fields are its decoding flags (see _decoding_flags).
+DEFAULTS = GenerationConfig()
+TopKOption = Annotated[int, typer.Option("--top-k", help=GenerationConfig.doc("top_k"))]
+TopPOption = Annotated[float, typer.Option("--top-p", help=GenerationConfig.doc("top_p"))]
+RepetitionPenaltyOption = Annotated[float, typer.Option("--repetition-penalty", help=GenerationConfig.doc("repetition_penalty"))]
+NoRepeatNgramOption = Annotated[int, typer.Option("--no-repeat-ngram", help=GenerationConfig.doc("no_repeat_ngram_size"))]
+NumBeamsOption = Annotated[int, typer.Option("--num-beams", help=GenerationConfig.doc("num_beams"))]
+LengthPenaltyOption = Annotated[float, typer.Option("--length-penalty", help=GenerationConfig.doc("length_penalty"))]
+SeedOption = Annotated[int | None, typer.Option("--seed", help=GenerationConfig.doc("seed"))]
+
+
+def _decoding_flags(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The decoding flags among a command's ``parameters`` (its ``locals()`` on entry): those named
+    like a GenerationConfig field, in the command's order (``None``: not given)."""
+    names = GenerationConfig.option_names()
+    return {name: value for name, value in parameters.items() if name in names}
+
+
+def _generation_config(flags: dict[str, Any], base: GenerationConfig | None = None) -> GenerationConfig:
+    """The one place the CLI turns decoding flags into a GenerationConfig, validated: ``base`` is
+    the loaded model's defaults; without it (before the model loads) only the given length counts."""
+    return (base or GenerationConfig(max_new_tokens=0)).updated(**flags).validate()
+
+
 # --------------------------------------------------------------------------- generate
 GENERATE_HELP = """Generate text from a trained model, printing it as it is written.
 
@@ -269,37 +297,34 @@ def generate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train'.", show_default=False)],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "",
     n: Annotated[int, typer.Option("-n", "--n", help="Number of samples.")] = 1,
-    temperature: Annotated[str, typer.Option("--temperature", "-t", help="0: greedy; lower is safer, higher is wilder. A comma list (1.0,0.5,0.2) is cycled over the samples.")] = "1.0",
-    top_k: Annotated[int, typer.Option(help="Sample from the k most likely tokens (0: off).")] = 0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling: smallest set with this much probability (1: off).")] = 1.0,
+    temperature: Annotated[str, typer.Option("--temperature", "-t", help=GenerationConfig.doc("temperature") + " A comma list (1.0,0.5,0.2) is cycled over the samples.")] = "1.0",
+    top_k: TopKOption = DEFAULTS.top_k,
+    top_p: TopPOption = DEFAULTS.top_p,
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens to write (default 200; 500 for lines models).")] = None,
-    repetition_penalty: Annotated[float, typer.Option(help=">1 discourages repeating tokens (1: off).")] = 1.0,
-    no_repeat_ngram: Annotated[int, typer.Option(help="Never repeat an n-gram of this size (0: off).")] = 0,
-    num_beams: Annotated[int, typer.Option(help="Beam search with this many beams (1: off).")] = 1,
-    length_penalty: Annotated[float, typer.Option(help="Beam search: >0 favours longer, <0 shorter texts.")] = 1.0,
-    stop: Annotated[list[str] | None, typer.Option("--stop", help="Stop at this string (repeatable).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
+    repetition_penalty: RepetitionPenaltyOption = DEFAULTS.repetition_penalty,
+    no_repeat_ngram_size: NoRepeatNgramOption = DEFAULTS.no_repeat_ngram_size,
+    num_beams: NumBeamsOption = DEFAULTS.num_beams,
+    length_penalty: LengthPenaltyOption = DEFAULTS.length_penalty,
+    stop: Annotated[list[str] | None, typer.Option("--stop", help=GenerationConfig.doc("stop"))] = None,
+    seed: SeedOption = DEFAULTS.seed,
     context: Annotated[str | None, typer.Option("--context", "-c", help="Context label to write for (models trained with --label-column).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print as it is written.")] = True,
     to_file: Annotated[Path | None, typer.Option("--to-file", help="Also write the samples, with a header of the settings, to this file.")] = None,
 ) -> None:
     from .api import TextGenerator, temperature_list
-    from .decoding import GenerationConfig
 
+    flags = _decoding_flags(locals())
     # Check the cheap things before loading the model.
     temps = temperature_list(temperature)
-    GenerationConfig(temperature=temps[0], top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens or 0,
-                     repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram,
-                     num_beams=num_beams).validate()
+    flags["temperature"] = temps[0]
+    _generation_config(flags)
     if n < 1:
         raise XuxieError(f"-n must be at least 1, got {n}")
     tg = TextGenerator.load(model_dir, device)
-    kw = dict(temperature=temps if len(temps) > 1 else temps[0], top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens,
-              repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram,
-              num_beams=num_beams, length_penalty=length_penalty, stop=stop, seed=seed, context=context)
+    config = _generation_config(flags, tg.generation_config)
     if n == 1 and stream and num_beams == 1:
-        pieces = tg.stream(prompt, **{**kw, "temperature": temps[0]})
+        pieces = tg.stream(prompt, generation_config=config, context=context)
         echo = "" if tg.is_seq2seq else prompt  # a seq2seq model answers the prompt
         sys.stdout.write(echo)
         written = [echo]
@@ -310,7 +335,7 @@ def generate(
         sys.stdout.write("\n")
         texts = ["".join(written)]
     else:
-        texts = tg.generate(n, prompt, **kw)
+        texts = tg.generate(n, prompt, generation_config=config, temperature=temps, context=context)
         for i, text in enumerate(texts, 1):
             if n > 1:
                 sys.stdout.write(f"--- sample {i} ---\n")
@@ -320,10 +345,7 @@ def generate(
         from .fileio import atomic_write_text
         from .write import samples_file_text
 
-        settings = {"model": str(model_dir), "prompt": prompt, "n": n, "temperature": temps, "top_k": top_k, "top_p": top_p,
-                    "max_new_tokens": max_new_tokens, "repetition_penalty": repetition_penalty,
-                    "no_repeat_ngram_size": no_repeat_ngram, "num_beams": num_beams, "length_penalty": length_penalty,
-                    "stop": stop or [], "seed": seed}
+        settings = {"model": str(model_dir), "prompt": prompt, "n": n, **flags, "temperature": temps, "stop": stop or []}
         atomic_write_text(to_file, samples_file_text(texts, settings))
         err.print(f"wrote {len(texts)} sample(s) to {escape(str(to_file))}")
 
@@ -354,30 +376,29 @@ def continue_(
     input_file: Annotated[Path | None, typer.Option("--input", "-i", help="File with the passage to continue.")] = None,
     text: Annotated[str | None, typer.Option("--text", help="The passage to continue.")] = None,
     paragraphs: Annotated[int, typer.Option("--paragraphs", "-k", help="Paragraphs to write.")] = 1,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", help="0: greedy; lower is safer, higher is wilder.")] = 1.0,
-    top_k: Annotated[int, typer.Option(help="Sample from the k most likely tokens (0: off).")] = 0,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling (1: off).")] = 1.0,
+    temperature: Annotated[float, typer.Option("--temperature", "-t", help=GenerationConfig.doc("temperature"))] = DEFAULTS.temperature,
+    top_k: TopKOption = DEFAULTS.top_k,
+    top_p: TopPOption = DEFAULTS.top_p,
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens per paragraph (seq2seq default: its --max-target-len; else 200).")] = None,
-    repetition_penalty: Annotated[float, typer.Option(help=">1 discourages repeating tokens (1: off).")] = 1.0,
-    no_repeat_ngram: Annotated[int, typer.Option(help="Never repeat an n-gram of this size (0: off).")] = 0,
-    num_beams: Annotated[int, typer.Option(help="Beam search with this many beams (1: off).")] = 1,
-    length_penalty: Annotated[float, typer.Option(help="Beam search: >0 favours longer, <0 shorter answers.")] = 1.0,
+    repetition_penalty: RepetitionPenaltyOption = DEFAULTS.repetition_penalty,
+    no_repeat_ngram_size: NoRepeatNgramOption = DEFAULTS.no_repeat_ngram_size,
+    num_beams: NumBeamsOption = DEFAULTS.num_beams,
+    length_penalty: LengthPenaltyOption = DEFAULTS.length_penalty,
     n_best: Annotated[int, typer.Option("--n-best", help="Beam search: print the N best answers with their scores (seq2seq).")] = 0,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible sampling.")] = None,
+    seed: SeedOption = DEFAULTS.seed,
     truncate: Annotated[bool, typer.Option("--truncate", help="seq2seq: read only the end of an input longer than the model takes.")] = False,
     plot_attention: Annotated[Path | None, typer.Option("--plot-attention", help="seq2seq: write a heatmap of the attention weights (PNG/PDF/SVG; one per paragraph: NAME-2.png …).")] = None,
     encoding: Annotated[str | None, typer.Option(help="Force the --input file's encoding.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
 ) -> None:
     from .api import TextGenerator, temperature_list
-    from .decoding import GenerationConfig
     from .limits import check_paragraphs
 
+    flags = _decoding_flags(locals())
     if (input_file is None) == (text is None):
         raise XuxieError("give the passage to continue with --input FILE or --text \"…\" (one of them)")
-    temperature = temperature_list(temperature)[0]
-    GenerationConfig(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens or 0,
-                     repetition_penalty=repetition_penalty, no_repeat_ngram_size=no_repeat_ngram, num_beams=num_beams).validate()
+    flags["temperature"] = temperature_list(temperature)[0]
+    _generation_config(flags)
     if paragraphs < 1:
         raise XuxieError(f"--paragraphs must be at least 1, got {paragraphs}")
     check_paragraphs(paragraphs)
@@ -396,19 +417,18 @@ def continue_(
     tg = TextGenerator.load(model_dir, device)
     if (plot_attention is not None or n_best > 1) and not tg.is_seq2seq:
         raise XuxieError("--plot-attention and --n-best are for seq2seq models; this one is a language model")
-    kw = dict(temperature=temperature, top_k=top_k, top_p=top_p, max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
-              no_repeat_ngram_size=no_repeat_ngram, num_beams=num_beams, length_penalty=length_penalty, seed=seed, truncate=truncate)
+    config = _generation_config(flags, tg.generation_config)
     if n_best > 1:
         table = Table(title=f"{n_best} best of {num_beams} beams", show_lines=True)
         table.add_column("#")
         table.add_column("score", justify="right")
         table.add_column("log p", justify="right")
         table.add_column("answer")
-        for i, (answer, logprob, score) in enumerate(tg.nbest(text, n_best, **{k: v for k, v in kw.items() if k not in ("temperature", "top_k", "top_p", "seed")}), 1):
+        for i, (answer, logprob, score) in enumerate(tg.nbest(text, n_best, num_beams=num_beams, generation_config=config, truncate=truncate), 1):
             table.add_row(str(i), f"{score:.3f}", f"{logprob:.2f}", escape(answer))
         out.print(table)
         return
-    steps = tg.continue_paragraphs(text, paragraphs, **kw)
+    steps = tg.continue_paragraphs(text, paragraphs, generation_config=config, truncate=truncate)
     sys.stdout.write("\n".join(answer for _, answer in steps) + "\n")
     sys.stdout.flush()
     if plot_attention is not None:
@@ -438,7 +458,7 @@ def write(
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to start from.")] = "",
     top: Annotated[int, typer.Option("--top", help="Options shown at each step.")] = 10,
     temperature: Annotated[float, typer.Option("--temperature", "-t", help="Temperature when the model writes (w K); 0: greedy.")] = 1.0,
-    seed: Annotated[int | None, typer.Option(help="Seed for reproducible writing.")] = None,
+    seed: SeedOption = DEFAULTS.seed,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
 ) -> None:
     from .api import TextGenerator, temperature_list

@@ -9,10 +9,11 @@ architecture it runs. Processors follow HF transformers' convention: a callable
 from __future__ import annotations
 
 import codecs
+import difflib
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -26,25 +27,55 @@ NEG_INF = float("-inf")
 
 
 # --------------------------------------------------------------------------- configuration
+def _option(default: Any, doc: str) -> Any:
+    """A decoding option: its default and the one line that documents it (the CLI's help too)."""
+    return field(default=default, metadata={"doc": doc})
+
+
 @dataclass
 class GenerationConfig:
-    """How to decode. ``temperature=0`` means greedy."""
+    """How to decode: every decoding option is declared, documented and validated here, once.
 
-    max_new_tokens: int = 200
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    repetition_penalty: float = 1.0
-    no_repeat_ngram_size: int = 0
-    num_beams: int = 1
-    length_penalty: float = 1.0
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
+    Front-ends start from a copy of a default config and apply the user's options with
+    :meth:`updated` (HF transformers' ``generation_config`` + keyword arguments), then
+    :meth:`validate`.
+    """
+
+    max_new_tokens: int = _option(200, "Tokens to write.")
+    temperature: float = _option(1.0, "0: greedy; lower is safer, higher is wilder.")
+    top_k: int = _option(0, "Sample from the k most likely tokens (0: off).")
+    top_p: float = _option(1.0, "Nucleus sampling: smallest set with this much probability (1: off).")
+    repetition_penalty: float = _option(1.0, ">1 discourages repeating tokens (1: off).")
+    no_repeat_ngram_size: int = _option(0, "Never repeat an n-gram of this size (0: off).")
+    num_beams: int = _option(1, "Beam search with this many beams (1: off).")
+    length_penalty: float = _option(1.0, "Beam search: >0 favours longer, <0 shorter texts.")
+    stop: tuple[str, ...] = _option((), "Stop at this string (repeatable).")
+    seed: int | None = _option(None, "Seed for reproducible sampling.")
 
     def __post_init__(self) -> None:
         if isinstance(self.stop, str):
             self.stop = (self.stop,)
         self.stop = tuple(s for s in self.stop if s)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def doc(cls, name: str) -> str:
+        """The one-line documentation of the option ``name``."""
+        return next(f.metadata["doc"] for f in fields(cls) if f.name == name)
+
+    def updated(self, **overrides: Any) -> GenerationConfig:
+        """A copy with ``overrides`` applied (``None`` keeps the value: "not given"), not yet
+        validated. An unknown name is one error that lists the valid ones."""
+        names = self.option_names()
+        unknown = [k for k in overrides if k not in names]
+        if unknown:
+            close = {k: difflib.get_close_matches(k, names, n=1) for k in unknown}
+            hints = "".join(f" (did you mean {close[k][0]}?)" for k in unknown if close[k])
+            raise XuxieError(f"unknown decoding option(s): {', '.join(unknown)}{hints}; valid options: {', '.join(names)}")
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
     def validate(self) -> GenerationConfig:
         check_numbers(vars(self))

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from . import checkpoint as ckpt
 from .data import LMBatches, PairBatch, PairBatches, PairData, eval_streams
-from .decoding import GenerationConfig, generate_texts, prompt_ids_for, suppressed_ids
+from .decoding import DecodingSetup, GenerationConfig
 from .errors import XuxieError, XuxieWarning, check_numbers
 from .fileio import append_text, atomic_write_text
 from .models import LanguageModel
@@ -567,18 +567,19 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         try:
+            # The same end, suppressed ids and constraints as the trained model will decode with.
+            setup = DecodingSetup.for_model(self.model, self.tokenizer, self.mode)
             if self.pairs:  # answer the first validation (else training) source
                 data = self.val_ids if self.val_ids is not None else self.batches.data
                 prompt = [int(t) for t in data.src[0, :data.src_len[0]]]
                 self.preview_input = self.tokenizer.decode(prompt)
                 length = min(length, getattr(self.model.config, "max_target_len", length))
             else:
-                prompt = prompt_ids_for(self.tokenizer, "", self.mode)
+                prompt = setup.prompt_ids("")
             out = []
             for i, temp in enumerate(temperatures):
                 cfg = GenerationConfig(max_new_tokens=length, temperature=temp, seed=self.config.seed + self.state.step + i)
-                eos = self.tokenizer.eos_id if self.mode in ("lines", "pairs") else None
-                out.append((temp, generate_texts(self.model, self.tokenizer, prompt, cfg, 1, eos, suppressed_ids(self.tokenizer, self.mode))[0]))
+                out.append((temp, setup.texts(prompt, cfg)[0]))
             return out
         finally:
             self.model.train(was_training)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from .chars import EMPTY_TOKEN, WHITESPACE_SYMBOLS, show_whitespace
-from .decoding import Temperature, encode_user_text, prompt_ids_for, suppressed_ids
+from .decoding import Temperature, encode_user_text
 from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_write_text
 
@@ -82,14 +82,16 @@ class WritingSession:
         self.model = tg.model
         self.tokenizer = tg.tokenizer
         self.model.eval()
-        self.suppress = [*suppressed_ids(self.tokenizer, "text"), *range(self.tokenizer.vocab_size, self.model.config.vocab_size)]
+        setup = tg.decoding
+        # The model's suppressed ids and, whatever its mode, its end: a text written here ends when the user says so.
+        self.suppress = [*setup.suppress, *([] if setup.eos_id is None else [setup.eos_id])]
         self.temperature = temperature
         self.generator = torch.Generator(device=self.model.device)
         if seed is None:
             self.generator.seed()
         else:
             self.generator.manual_seed(int(seed))
-        ids = prompt_ids_for(self.tokenizer, prompt, tg.mode)
+        ids = setup.prompt_ids(prompt)
         with torch.inference_mode():
             logits, state = self.model.prefill(torch.tensor([ids], dtype=torch.long, device=self.model.device))
         self.text = prompt
