@@ -332,7 +332,7 @@ def _plot_temperatures(temperatures: Sequence[float]) -> list[float]:
 
 
 def _token_label(m: _Model, token_id: int) -> str:
-    from .plotting import _display_token
+    from .chars import display_token as _display_token
 
     tok = m.tg.tokenizer
     if token_id == tok.eos_id:
@@ -482,7 +482,8 @@ def _plot_metric(key: str, series: dict[str, tuple[list[float], list[float]]], p
 def _plot_next_token(name: str, dist: dict[str, Any], path: Path, seq2seq: bool = False) -> bytes:
     from matplotlib.figure import Figure
 
-    from .plotting import _display_token, _width
+    from .chars import display_token as _display_token
+    from .chars import display_width as _width
 
     tokens = dist["tokens"]
     temps = dist["temperatures"]
