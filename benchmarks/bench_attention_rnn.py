@@ -10,17 +10,15 @@ the attention-rnn's generation speed against re-reading its 40-token window for 
 
 from __future__ import annotations
 
-import argparse
 import tempfile
-from pathlib import Path
 
 import torch
-from bench_generation import timed
+from _common import CORPORA, parser, timed
 
 from xuxie import TextGenerator
 from xuxie.decoding import GenerationConfig, generate_texts
 
-HN = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "hacker_news_2000.txt"
+HN = CORPORA / "hacker_news_2000.txt"
 
 
 @torch.inference_mode()
@@ -32,7 +30,7 @@ def window_rerun(model, prompt: list[int], n: int, window: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--corpus", default=str(HN))
     ap.add_argument("--minutes", type=float, default=1.0)
     args = ap.parse_args()

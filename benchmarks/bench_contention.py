@@ -19,7 +19,6 @@ other job spoils the figures).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -30,7 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "tinyshakespeare.txt"
+from _common import CORPORA, parser
+
+CORPUS = CORPORA / "tinyshakespeare.txt"
 
 CHILD = r"""
 import json, os, sys, time
@@ -90,7 +91,7 @@ def run(setting: str, workload: str, seconds: float, model_dir: str, copies: int
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--seconds", type=float, default=12, help="wall time of each process")
     ap.add_argument("--repeats", type=int, default=3, help="runs per figure (the median is reported)")
     args = ap.parse_args()

@@ -13,16 +13,12 @@ Prints medians of several repetitions; speed does not depend on the weights.
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-
 import torch
+from _common import parser, printable_tokenizer, timed
 
 from xuxie.api import ARCH_DEFAULTS
 from xuxie.decoding import GenerationConfig, generate_texts, prompt_ids_for, suppressed_ids
 from xuxie.models import build_model
-from xuxie.tokenizers import CharTokenizer
 
 
 @torch.inference_mode()
@@ -37,20 +33,8 @@ def naive_window_generate(model, prompt_ids: list[int], n_new: int, window: int,
     return ids[len(prompt_ids):]
 
 
-def timed(fn, repeats: int, warmup: bool = False) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs (after one unmeasured run if ``warmup``)."""
-    if warmup:
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--model", help="a trained model directory (default: the default LSTM size with random weights)")
     ap.add_argument("--chars", type=int, default=1000)
     ap.add_argument("--window", type=int, default=60)
@@ -63,8 +47,7 @@ def main() -> None:
         tg = TextGenerator.load(args.model, "cpu")
         model, tok, mode = tg.model, tg.tokenizer, tg.mode
     else:
-        text = "".join(chr(c) for c in range(32, 127)) + "\n"
-        tok = CharTokenizer.train([text])
+        tok = printable_tokenizer()
         torch.manual_seed(0)
         model = build_model("lstm", tok.vocab_size, **ARCH_DEFAULTS["lstm"]).eval()
         mode = "text"

@@ -13,11 +13,10 @@ against the target (build + query < 10 s on the 2-core machine).
 
 from __future__ import annotations
 
-import argparse
 import random
 import time
 
-from bench_generation import timed
+from _common import parser, timed
 
 from xuxie.analysis import CorpusIndex, novelty
 from xuxie.corpus import read_corpus
@@ -45,7 +44,7 @@ def make_samples(text: str, count: int, length: int, seed: int) -> tuple[list[st
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--corpus", default="hongloumeng")
     ap.add_argument("--samples", type=int, default=20)
     ap.add_argument("--length", type=int, default=200)

@@ -16,26 +16,24 @@ pairs (the last 10% of the novel, never trained on) reports:
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import parser, timed
 
-from xuxie import TextGenerator  # noqa: E402
-from xuxie.corpus import continuation_pairs, read_corpus  # noqa: E402
-from xuxie.decoding import GenerationConfig, beam_search, generate_texts, sample_steps, sequence_logprob  # noqa: E402
-from xuxie.scoring import bleu_chrf  # noqa: E402
+from xuxie import TextGenerator
+from xuxie.corpus import continuation_pairs, read_corpus
+from xuxie.decoding import GenerationConfig, beam_search, generate_texts, sample_steps, sequence_logprob
+from xuxie.fileio import LOG
+from xuxie.scoring import bleu_chrf
 
 
 def decode_speed(tg: TextGenerator, ids: list[int], tokens: int = 200) -> None:
     """Greedy decoding with the carried decoder state + encoder memory vs re-encoding the source
     and re-running the decoder over everything written so far for every new token."""
     import torch
-    from bench_generation import timed
 
     model = tg.model
     cfg = GenerationConfig(max_new_tokens=tokens, temperature=0)
@@ -52,14 +50,14 @@ def decode_speed(tg: TextGenerator, ids: list[int], tokens: int = 200) -> None:
                 logits = model.forward_pairs(src, None, torch.tensor([out]))
                 out.append(int(logits[0, -1].argmax()))
 
-    fast = timed(incremental, 3, warmup=True)
+    fast = timed(incremental, 3, warmup=1)
     slow = timed(naive, 1)
     print(f"\ndecoding {tokens} tokens (source {len(ids)} tokens): carried state {tokens / fast:,.0f} tok/s, "
           f"re-running everything {tokens / slow:,.0f} tok/s → {slow / fast:.1f}×")
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--pairs", type=int, default=100, help="held-out pairs to decode")
     ap.add_argument("--out", default=None)
@@ -87,7 +85,7 @@ def main() -> None:
     r = tg.config["results"]
     print(f"trained {tg.model.num_parameters():,} parameters for {r['seconds']:.0f} s: {r['steps']} steps, "
           f"batch {tg.config['train']['batch_size']}, {r['tokens_per_s']:,} target tokens/s; model {out}")
-    evals = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines() if '"eval"' in line]
+    evals = [json.loads(line) for line in (out / LOG).read_text().splitlines() if '"eval"' in line]
     print("validation perplexity by evaluation: " + ", ".join(f"step {e['step']}: {e['val_ppl']:.1f}" for e in evals))
     print(f"final validation loss {r['final_val_loss']:.4f} nats/char, perplexity {r['final_val_ppl']:.1f}")
 

@@ -18,11 +18,12 @@ with ``OMP_NUM_THREADS=1`` (two OpenMP threads fighting for one free core measur
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import parser
 
 from xuxie import TextGenerator
 from xuxie.report import analyze
@@ -33,7 +34,7 @@ COLUMNS = [("distinct_2_char", "d-2 char", ".3f"), ("distinct_2_token", "d-2 tok
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--model", help="a trained model directory (default: train one)")
     ap.add_argument("--corpus", default="tinyshakespeare", help="corpus to train on (when no --model)")
     ap.add_argument("--minutes", type=float, default=3.0, help="training budget (when no --model)")

@@ -21,7 +21,6 @@ run of each method first, medians of ``--repeats`` timed runs; tokens/s = new to
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 from functools import partial
@@ -30,23 +29,21 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
-from bench_generation import timed as _timed  # noqa: E402
+from _common import PRINTABLE, parser, printable_tokenizer  # noqa: E402
+from _common import timed as _timed  # noqa: E402
 
 from xuxie import checkpoint as ckpt  # noqa: E402
 from xuxie.decoding import GenerationConfig, generate_texts, suppressed_ids  # noqa: E402
 from xuxie.export import export_hf  # noqa: E402
 from xuxie.models import build_model  # noqa: E402
-from xuxie.tokenizers import CharTokenizer  # noqa: E402
-
-TEXT = "".join(chr(c) for c in range(32, 127)) + "\n"
 
 
 def timed(fn, repeats: int) -> float:
-    return _timed(fn, repeats, warmup=True)
+    return _timed(fn, repeats, warmup=1)
 
 
 def make(n_layer: int, n_embd: int, n_head: int, context: int):
-    tok = CharTokenizer.train([TEXT])
+    tok = printable_tokenizer()
     torch.manual_seed(0)
     model = build_model("transformer", tok.vocab_size, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
                         context=context, positions="rotary").eval()
@@ -97,7 +94,7 @@ def shape_name(model) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--new-tokens", type=int, default=500, help="(a) vs (b): tokens to sample")
     ap.add_argument("--cache-shape", default="6x192x6", help="(a) vs (b): LAYERSxWIDTHxHEADS")
@@ -142,7 +139,7 @@ def main() -> None:
         L, C, H = (int(x) for x in shape.split("x"))
         model, tok = make(L, C, H, args.hf_context)
         sup = suppressed_ids(tok, "text")
-        prompt = tok.encode((TEXT * 100)[: args.hf_prompt])
+        prompt = tok.encode((PRINTABLE * 100)[: args.hf_prompt])
         n = args.hf_new_tokens
         if len(prompt) + n > args.hf_context:
             raise SystemExit(f"--hf-prompt + --hf-new-tokens must fit the context {args.hf_context}")

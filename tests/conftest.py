@@ -1,9 +1,14 @@
+"""Fixtures and assertions the test modules share: real corpora, small trained models, the CLI
+run in-process, and the checks every bad-input test makes."""
+
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 import xuxie  # noqa: F401  (first: it sets how torch's OpenMP threads wait before torch loads)
 
@@ -36,3 +41,42 @@ def small_shakespeare_model(tmp_path_factory, shakespeare_text):
         lr=5e-3, eval_interval=150, preview_length=0, progress=False,
         model_options={"hidden_size": 128, "num_layers": 1},
     )
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory, shakespeare_text) -> Path:
+    """A real model directory (an LSTM of hidden size 16 trained 4 steps) for tests of bad input."""
+    from xuxie import TextGenerator
+
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    TextGenerator.train(shakespeare_text[:20_000], out=out, steps=4, seq_len=32, batch_size=8, eval_interval=4,
+                        preview_length=0, progress=False, model_options={"hidden_size": 16})
+    return out
+
+
+# --------------------------------------------------------------------------- the CLI, in this process
+_runner = CliRunner()
+
+
+def run(*args):
+    """``xuxie ARGS`` in this process; an exception the CLI does not turn into a message propagates."""
+    from xuxie.cli import app
+
+    return _runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_clear_error(result, *phrases: str) -> None:
+    """Exit code 2, exactly one line on stderr starting with 'error:', containing ``phrases``, and no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for phrase in phrases:
+        assert phrase in errors[0], (phrase, errors[0])
+
+
+def snapshot(folder: Path, *, recursive: bool = True) -> dict[str, str]:
+    """The SHA-256 of every file in ``folder`` (and below it when ``recursive``) by relative path:
+    equal before and after, nothing in it changed."""
+    files = folder.rglob("*") if recursive else folder.iterdir()
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files) if p.is_file()}

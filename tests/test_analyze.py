@@ -12,19 +12,11 @@ import warnings
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import assert_clear_error, corpus_path, run
 
-from tests.conftest import corpus_path
-from tests.test_cli_errors import assert_clear_error
 from xuxie import TextGenerator
-from xuxie.cli import app
 
-runner = CliRunner()
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture(scope="module")
@@ -250,14 +242,6 @@ def test_training_log_and_samples_md_parsing(tmp_path):
 
 
 # --------------------------------------------------------------------------- bad input
-
-
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory, shakespeare_text) -> Path:
-    out = tmp_path_factory.mktemp("tiny") / "model"
-    TextGenerator.train(shakespeare_text[:20_000], out=out, steps=4, seq_len=32, batch_size=8, eval_interval=4,
-                        preview_length=0, progress=False, model_options={"hidden_size": 16})
-    return out
 
 
 def test_missing_model_dir(tmp_path):

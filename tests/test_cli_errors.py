@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -10,47 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import assert_clear_error, run, snapshot
 
 from xuxie import TextGenerator, XuxieError
-from xuxie.cli import app
-
-runner = CliRunner()
-
-
-def run(*args: str):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_clear_error(result, *phrases: str) -> None:
-    """Exit code 2, exactly one line on stderr starting with 'error:', containing ``phrases``."""
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    for phrase in phrases:
-        assert phrase in errors[0], (phrase, errors[0])
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, shakespeare_text) -> Path:
-    out = tmp_path_factory.mktemp("cli") / "model"
-    TextGenerator.train(shakespeare_text[:20_000], out=out, steps=4, seq_len=32, batch_size=8, eval_interval=4,
-                        preview_length=0, progress=False, model_options={"hidden_size": 16})
-    return out
 
 
 @pytest.fixture
-def copy_of(model_dir, tmp_path):
+def copy_of(tiny_model_dir, tmp_path):
     def make() -> Path:
         dst = tmp_path / "copy"
         dst.mkdir()
-        for p in model_dir.iterdir():
+        for p in tiny_model_dir.iterdir():
             if p.is_file():  # the model, not its checkpoints
                 (dst / p.name).write_bytes(p.read_bytes())
         return dst
@@ -78,23 +47,23 @@ def test_train_missing_path(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_train_short_corpus_keeps_existing_model(model_dir, copy_of, tmp_path):
+def test_train_short_corpus_keeps_existing_model(tiny_model_dir, copy_of, tmp_path):
     """Even with --overwrite, a corpus that fails its checks leaves the old model untouched."""
     target = copy_of()
-    before = snapshot(target)
+    before = snapshot(target, recursive=False)
     corpus = tmp_path / "short.txt"
     corpus.write_text("tiny text", encoding="utf-8")
     assert_clear_error(run("train", corpus, "--out", target, "--overwrite", "--steps", "3", "-q"), "fewer than one training window", "--seq-len")
-    assert snapshot(target) == before
+    assert snapshot(target, recursive=False) == before
 
 
-def test_train_refuses_to_overwrite(model_dir, copy_of, shakespeare_text, tmp_path):
+def test_train_refuses_to_overwrite(tiny_model_dir, copy_of, shakespeare_text, tmp_path):
     target = copy_of()
-    before = snapshot(target)
+    before = snapshot(target, recursive=False)
     corpus = tmp_path / "c.txt"
     corpus.write_text(shakespeare_text[:5000], encoding="utf-8")
     assert_clear_error(run("train", corpus, "--out", target, "--steps", "3", "-q"), "already holds a model", "--resume", "--overwrite")
-    assert snapshot(target) == before
+    assert snapshot(target, recursive=False) == before
 
 
 @pytest.mark.parametrize("args, phrase", [
@@ -149,10 +118,10 @@ def test_not_a_model_directory(tmp_path):
 def test_damaged_model_directory(copy_of, damage, phrase):
     target = copy_of()
     damage(target)
-    before = snapshot(target)
+    before = snapshot(target, recursive=False)
     for command in (["generate", target, "--max-new-tokens", "5"], ["info", target]):
         assert_clear_error(run(*command), phrase)
-    assert snapshot(target) == before
+    assert snapshot(target, recursive=False) == before
 
 
 def test_weights_for_another_model(copy_of):
@@ -197,20 +166,20 @@ def test_config_claiming_a_huge_model_is_one_line_before_allocating(copy_of, siz
     (["--length-penalty", "-inf"], "--length-penalty must be a finite number"),
     (["--seed", "18446744073709551616"], "--seed must be a whole number from 0 to"),
 ])
-def test_generate_bad_values(model_dir, args, phrase):
-    assert_clear_error(run("generate", model_dir, *args), phrase)
+def test_generate_bad_values(tiny_model_dir, args, phrase):
+    assert_clear_error(run("generate", tiny_model_dir, *args), phrase)
 
 
-def test_evaluate_bad_inputs(model_dir, tmp_path):
-    assert_clear_error(run("evaluate", model_dir, tmp_path / "none.txt"), "does not exist")
+def test_evaluate_bad_inputs(tiny_model_dir, tmp_path):
+    assert_clear_error(run("evaluate", tiny_model_dir, tmp_path / "none.txt"), "does not exist")
     blank = tmp_path / "blank.txt"
     blank.write_text("   ", encoding="utf-8")
-    assert_clear_error(run("evaluate", model_dir, blank), "empty")
+    assert_clear_error(run("evaluate", tiny_model_dir, blank), "empty")
 
 
-def test_real_process_exit_code_and_stderr(model_dir):
+def test_real_process_exit_code_and_stderr(tiny_model_dir):
     """The installed entry point: a separate process, exit 2, one line, no traceback."""
-    proc = subprocess.run([sys.executable, "-m", "xuxie.cli", "generate", str(model_dir), "--top-p", "2"],
+    proc = subprocess.run([sys.executable, "-m", "xuxie.cli", "generate", str(tiny_model_dir), "--top-p", "2"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: top_p must be in (0, 1]") and len(proc.stderr.strip().splitlines()) == 1
@@ -231,8 +200,8 @@ def test_api_missing_file_is_not_taken_as_text(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_python_api_rejects_non_finite_numbers(model_dir, shakespeare_text):
-    tg = TextGenerator.load(model_dir)
+def test_python_api_rejects_non_finite_numbers(tiny_model_dir, shakespeare_text):
+    tg = TextGenerator.load(tiny_model_dir)
     for options in ({"top_p": float("nan")}, {"length_penalty": float("inf")}, {"seed": 2**64}, {"temperature": float("inf")}):
         with pytest.raises(XuxieError):
             tg.generate(**options)
@@ -244,9 +213,9 @@ def test_python_api_rejects_non_finite_numbers(model_dir, shakespeare_text):
     ("cuda:7", "device 'cuda:7' is not available"),
     ("banana", "unknown device 'banana'"),
 ])
-def test_unavailable_device_is_one_line(model_dir, device, phrase):
+def test_unavailable_device_is_one_line(tiny_model_dir, device, phrase):
     import torch
 
     if device.startswith("cuda") and torch.cuda.device_count() > 7:
         pytest.skip("this machine has 8 GPUs")
-    assert_clear_error(run("generate", model_dir, "--device", device), phrase)
+    assert_clear_error(run("generate", tiny_model_dir, "--device", device), phrase)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import zlib
@@ -13,35 +12,15 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from conftest import corpus_path  # noqa: E402
+from conftest import assert_clear_error, corpus_path, run, snapshot  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2LMHeadModel, GPTNeoXForCausalLM  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
 
 from xuxie import TextGenerator  # noqa: E402
 from xuxie import checkpoint as ckpt  # noqa: E402
-from xuxie.cli import app  # noqa: E402
 from xuxie.errors import XuxieError  # noqa: E402
 from xuxie.export import export_hf, export_model  # noqa: E402
 
-runner = CliRunner()
 HF_CLASS = {"rotary": GPTNeoXForCausalLM, "learned": GPT2LMHeadModel}
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_clear_error(result, *phrases: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    for phrase in phrases:
-        assert phrase in errors[0], (phrase, errors[0])
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,7 @@ import json
 import unicodedata
 
 import pytest
-from conftest import corpus_path
-from test_cli_errors import assert_clear_error
+from conftest import assert_clear_error, corpus_path, run
 from typer.testing import CliRunner
 
 from xuxie import TextGenerator, XuxieError
@@ -68,8 +67,7 @@ def test_context_label_steers_the_script(bilingual_model):
 
 
 def test_cli_context(bilingual_model):
-    r = CliRunner().invoke(app, ["generate", str(bilingual_model.path), "--context", "zh", "-n", "3", "--seed", "0",
-                                 "--max-new-tokens", "40"], catch_exceptions=False)
+    r = run("generate", bilingual_model.path, "--context", "zh", "-n", "3", "--seed", "0", "--max-new-tokens", "40")
     assert r.exit_code == 0
     assert sum(unicodedata.name(c, "").startswith("CJK") for c in r.stdout) > 20
     assert_clear_error(CliRunner().invoke(app, ["generate", str(bilingual_model.path), "--context", "fr"]),

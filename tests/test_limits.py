@@ -26,14 +26,6 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SMALL_MB = 1024  # python + torch + a tiny model use ~300 MB; a history of 10^10 tokens would be 80 GB
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, shakespeare_text) -> Path:
-    out = tmp_path_factory.mktemp("limits") / "model"
-    TextGenerator.train(shakespeare_text[:20_000], out=out, steps=4, seq_len=32, batch_size=8, eval_interval=4,
-                        preview_length=0, progress=False, model_options={"hidden_size": 16})
-    return out
-
-
 @dataclass
 class Run:
     code: int
@@ -93,8 +85,8 @@ def assert_refused(run: Run, *phrases: str) -> None:
     (["-n", "1000000"], ["decode 1000000 × 1 sequences", "over the limit of 4096", "lower --n", "XUXIE_MAX_GENERATE_ROWS"]),
     (["--num-beams", "100000"], ["× 100000 sequences", "lower --num-beams", "XUXIE_MAX_GENERATE_ROWS"]),
 ])
-def test_generate_refuses_huge_sizes(model_dir, args, phrases):
-    assert_refused(xuxie("generate", model_dir, *args), *phrases)
+def test_generate_refuses_huge_sizes(tiny_model_dir, args, phrases):
+    assert_refused(xuxie("generate", tiny_model_dir, *args), *phrases)
 
 
 @pytest.mark.parametrize("args, phrases", [
@@ -102,8 +94,8 @@ def test_generate_refuses_huge_sizes(model_dir, args, phrases):
     (["--max-new-tokens", "10000000000"], ["10000000000) tokens", "XUXIE_MAX_GENERATE_TOKENS"]),
     (["--paragraphs", "5000", "--max-new-tokens", "20000"], ["lower --paragraphs/--max-new-tokens", "XUXIE_MAX_GENERATE_TOKENS"]),
 ])
-def test_continue_refuses_huge_sizes(model_dir, args, phrases):
-    assert_refused(xuxie("continue", model_dir, "--text", "ROMEO", *args), *phrases)
+def test_continue_refuses_huge_sizes(tiny_model_dir, args, phrases):
+    assert_refused(xuxie("continue", tiny_model_dir, "--text", "ROMEO", *args), *phrases)
 
 
 @pytest.mark.parametrize("args, phrases", [
@@ -111,50 +103,50 @@ def test_continue_refuses_huge_sizes(model_dir, args, phrases):
     (["--length", "10000000000"], ["20 × 10000000000", "lower --samples/--length", "XUXIE_MAX_ANALYZE_TOKENS"]),
     (["--samples", "5000", "--length", "10"], ["decode 5000 × 1 sequences", "lower --samples", "XUXIE_MAX_GENERATE_ROWS"]),
 ])
-def test_analyze_refuses_huge_sizes(model_dir, tmp_path, args, phrases):
+def test_analyze_refuses_huge_sizes(tiny_model_dir, tmp_path, args, phrases):
     out = tmp_path / "report"
-    assert_refused(xuxie("analyze", model_dir, "--out", out, *args), *phrases)
+    assert_refused(xuxie("analyze", tiny_model_dir, "--out", out, *args), *phrases)
     assert not out.exists()  # refused before any work
 
 
 # --------------------------------------------------------------------------- the environment variables
 @pytest.mark.parametrize("value", ["abc", "0", "-5", "1e9", "12.5"])
-def test_bad_environment_value_is_one_line(model_dir, value):
-    run = xuxie("generate", model_dir, "--max-new-tokens", "5", XUXIE_MAX_GENERATE_TOKENS=value)
+def test_bad_environment_value_is_one_line(tiny_model_dir, value):
+    run = xuxie("generate", tiny_model_dir, "--max-new-tokens", "5", XUXIE_MAX_GENERATE_TOKENS=value)
     assert_refused(run, "XUXIE_MAX_GENERATE_TOKENS must be a positive whole number", repr(value))
 
 
-def test_bad_paragraphs_environment_value(model_dir):
-    run = xuxie("continue", model_dir, "--text", "ROMEO", XUXIE_MAX_PARAGRAPHS="lots")
+def test_bad_paragraphs_environment_value(tiny_model_dir):
+    run = xuxie("continue", tiny_model_dir, "--text", "ROMEO", XUXIE_MAX_PARAGRAPHS="lots")
     assert_refused(run, "XUXIE_MAX_PARAGRAPHS must be a positive whole number")
 
 
-def test_limit_is_read_from_the_environment(model_dir):
-    args = ("generate", model_dir, "-n", "3", "--max-new-tokens", "20")  # 3 × 1 × (1 + 20) = 63 tokens
+def test_limit_is_read_from_the_environment(tiny_model_dir):
+    args = ("generate", tiny_model_dir, "-n", "3", "--max-new-tokens", "20")  # 3 × 1 × (1 + 20) = 63 tokens
     assert_refused(xuxie(*args, XUXIE_MAX_GENERATE_TOKENS="50"), "over the limit of 50")
     run = xuxie(*args, XUXIE_MAX_GENERATE_TOKENS="100")
     assert run.code == 0, run.stderr
     assert "--- sample 3 ---" in run.stdout
 
 
-def test_raising_the_limit_lets_a_larger_request_through(model_dir):
+def test_raising_the_limit_lets_a_larger_request_through(tiny_model_dir):
     """5,000 samples are over the default 4,096 rows; raised, they are written (1 token each: cheap)."""
-    args = ("generate", model_dir, "-n", "5000", "--max-new-tokens", "1", "--seed", "0")
+    args = ("generate", tiny_model_dir, "-n", "5000", "--max-new-tokens", "1", "--seed", "0")
     assert_refused(xuxie(*args), "XUXIE_MAX_GENERATE_ROWS")
     run = xuxie(*args, XUXIE_MAX_GENERATE_ROWS="5000")
     assert run.code == 0, run.stderr
     assert "--- sample 5000 ---" in run.stdout
 
 
-def test_raising_the_paragraph_limit(model_dir):
-    args = ("continue", model_dir, "--text", "ROMEO", "--paragraphs", "3", "--max-new-tokens", "5", "--seed", "0")
+def test_raising_the_paragraph_limit(tiny_model_dir):
+    args = ("continue", tiny_model_dir, "--text", "ROMEO", "--paragraphs", "3", "--max-new-tokens", "5", "--seed", "0")
     assert_refused(xuxie(*args, XUXIE_MAX_PARAGRAPHS="2"), "write 3 paragraphs", "over the limit of 2")
     assert xuxie(*args, XUXIE_MAX_PARAGRAPHS="3").code == 0
 
 
 # --------------------------------------------------------------------------- the Python API, and the README
-def test_python_api_checks_the_same_limits(model_dir, monkeypatch):
-    tg = TextGenerator.load(model_dir)
+def test_python_api_checks_the_same_limits(tiny_model_dir, monkeypatch):
+    tg = TextGenerator.load(tiny_model_dir)
     start = time.perf_counter()
     with pytest.raises(XuxieError, match=re.escape("4 × 1 × (5 + 10000000000)")):
         tg.generate(4, "ROMEO", max_new_tokens=10**10)

@@ -3,38 +3,18 @@ carries xuxie's format marker, and in it only xuxie's own files are replaced."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import assert_clear_error, run, snapshot
 
 from xuxie import TextGenerator, XuxieError
 from xuxie.checkpoint import checkpoints
-from xuxie.cli import app
 from xuxie.export import export_hf
 
-runner = CliRunner()
 TINY = ["--steps", "3", "--hidden-size", "16", "--seq-len", "32", "--batch-size", "4", "--preview-length", "0", "-q"]
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_one_line_error(result, *phrases: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.stderr)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
-    for phrase in phrases:
-        assert phrase in errors[0], (phrase, errors[0])
-
-
-def tree(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` (names and contents), to prove nothing changed."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -67,18 +47,18 @@ def _hf_folder(folder: Path) -> Path:
 @pytest.mark.parametrize("flags", [[], ["--overwrite"]], ids=["plain", "overwrite"])
 def test_a_folder_xuxie_did_not_write_survives(tmp_path, corpus, make, flags):
     folder = make(tmp_path / "folder")
-    before = tree(folder)
-    assert_one_line_error(run("train", corpus, "--out", folder, *flags, *TINY), "holds files xuxie did not write", "choose another --out")
-    assert tree(folder) == before
+    before = snapshot(folder)
+    assert_clear_error(run("train", corpus, "--out", folder, *flags, *TINY), "holds files xuxie did not write", "choose another --out")
+    assert snapshot(folder) == before
 
 
 def test_an_export_folder_is_not_a_model_directory(tmp_path, corpus, shakespeare_text):
     model = TextGenerator.train(shakespeare_text[:20_000], arch="transformer", out=tmp_path / "tf", steps=2, preview_length=0,
                                 progress=False, model_options={"n_layer": 1, "n_head": 2, "n_embd": 16, "context": 16})
     export = export_hf(model.path, tmp_path / "hf")
-    before = tree(export)
-    assert_one_line_error(run("train", corpus, "--out", export, "--overwrite", *TINY), "is a Hugging Face export")
-    assert tree(export) == before
+    before = snapshot(export)
+    assert_clear_error(run("train", corpus, "--out", export, "--overwrite", *TINY), "is a Hugging Face export")
+    assert snapshot(export) == before
 
 
 def test_overwrite_replaces_only_xuxies_files(tmp_path, corpus):
@@ -101,8 +81,8 @@ def test_overwrite_replaces_only_xuxies_files(tmp_path, corpus):
 def test_out_is_a_file_or_under_a_file(tmp_path, corpus):
     a_file = tmp_path / "model.bin"
     a_file.write_bytes(b"precious")
-    assert_one_line_error(run("train", corpus, "--out", a_file, "--overwrite", *TINY), "is a file", "give a folder path")
-    assert_one_line_error(run("train", corpus, "--out", a_file / "sub" / "run", *TINY), "is inside", "which is a file")
+    assert_clear_error(run("train", corpus, "--out", a_file, "--overwrite", *TINY), "is a file", "give a folder path")
+    assert_clear_error(run("train", corpus, "--out", a_file / "sub" / "run", *TINY), "is inside", "which is a file")
     assert a_file.read_bytes() == b"precious"
 
 
@@ -111,9 +91,9 @@ def test_a_folder_holding_the_corpus_is_refused(tmp_path, corpus):
     assert run("train", corpus, "--out", out, *TINY).exit_code == 0
     inside = out / "more.txt"
     inside.write_text(corpus.read_text(encoding="utf-8"), encoding="utf-8")
-    before = tree(out)
-    assert_one_line_error(run("train", inside, "--out", out, "--overwrite", *TINY), "is inside --out")
-    assert tree(out) == before
+    before = snapshot(out)
+    assert_clear_error(run("train", inside, "--out", out, "--overwrite", *TINY), "is inside --out")
+    assert snapshot(out) == before
 
 
 def test_a_run_stopped_before_its_first_checkpoint_is_reused(tmp_path, corpus, monkeypatch):
@@ -162,10 +142,10 @@ def _umask() -> int:
 
 def test_save_copies_only_into_a_folder_it_may_write(tmp_path, small_shakespeare_model):
     docs = _users_documents(tmp_path / "docs")
-    before = tree(docs)
+    before = snapshot(docs)
     with pytest.raises(XuxieError, match="holds files xuxie did not write"):
         small_shakespeare_model.save(docs, overwrite=True)
-    assert tree(docs) == before
+    assert snapshot(docs) == before
     small_shakespeare_model.save(tmp_path / "copy")
     with pytest.raises(XuxieError, match="already holds a model"):
         small_shakespeare_model.save(tmp_path / "copy")

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
+from conftest import assert_clear_error, run
 
 from xuxie import TextGenerator
 from xuxie.api import temperature_list
-from xuxie.cli import app
 from xuxie.errors import XuxieError
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -72,16 +69,11 @@ def test_temperature_list_parses(value, expected):
 
 @pytest.mark.parametrize("value", ["1.0,abc", "1.0,,0.5", "-1", "0.5,-0.2", "nan"])
 def test_cli_bad_temperature_is_a_clear_error(model_dir, value):
-    r = runner.invoke(app, ["generate", str(model_dir), "-n", "3", "--temperature", value], catch_exceptions=False)
-    assert r.exit_code == 2, r.output
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "temperature must be 0 (greedy) or positive" in errors[0], r.stderr
-    assert "Traceback" not in r.stderr
+    assert_clear_error(run("generate", model_dir, "-n", "3", "--temperature", value), "temperature must be 0 (greedy) or positive")
 
 
 def test_cli_cycles_temperatures(model_dir, tg):
-    r = runner.invoke(app, ["generate", str(model_dir), "-p", "ROMEO:", "-n", "4", "--temperature", "1.0,0",
-                            "--seed", "4", "--max-new-tokens", "25"], catch_exceptions=False)
+    r = run("generate", model_dir, "-p", "ROMEO:", "-n", "4", "--temperature", "1.0,0", "--seed", "4", "--max-new-tokens", "25")
     assert r.exit_code == 0, r.output
     expected = tg.generate(4, "ROMEO:", temperature=[1.0, 0.0], seed=4, max_new_tokens=25)
     assert r.stdout == "".join(f"--- sample {i} ---\n{t}\n" for i, t in enumerate(expected, 1))
@@ -89,8 +81,8 @@ def test_cli_cycles_temperatures(model_dir, tg):
 
 def test_cli_to_file(model_dir, tg, tmp_path):
     target = tmp_path / "out" / "samples.txt"
-    r = runner.invoke(app, ["generate", str(model_dir), "-p", "ROMEO:", "-n", "3", "-t", "1.0,0.5,0.2", "--top-k", "5",
-                            "--seed", "9", "--max-new-tokens", "30", "--to-file", str(target)], catch_exceptions=False)
+    r = run("generate", model_dir, "-p", "ROMEO:", "-n", "3", "-t", "1.0,0.5,0.2", "--top-k", "5",
+            "--seed", "9", "--max-new-tokens", "30", "--to-file", target)
     assert r.exit_code == 0, r.output
     expected = tg.generate(3, "ROMEO:", temperature=[1.0, 0.5, 0.2], top_k=5, seed=9, max_new_tokens=30)
     assert expected[0] in r.stdout  # still printed to the terminal
@@ -107,8 +99,7 @@ def test_cli_to_file(model_dir, tg, tmp_path):
 
 def test_cli_to_file_single_streamed(model_dir, tg, tmp_path):
     target = tmp_path / "one.txt"
-    r = runner.invoke(app, ["generate", str(model_dir), "-p", "ROMEO:", "-t", "0", "--max-new-tokens", "20",
-                            "--to-file", str(target)], catch_exceptions=False)
+    r = run("generate", model_dir, "-p", "ROMEO:", "-t", "0", "--max-new-tokens", "20", "--to-file", target)
     assert r.exit_code == 0, r.output
     greedy = tg.generate(prompt="ROMEO:", temperature=0, max_new_tokens=20)[0]
     assert r.stdout == greedy + "\n"
