@@ -40,11 +40,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import analysis
-from .errors import XuxieError
-from .fileio import atomic_path, atomic_write_text
-from .limits import check_analysis_size
-from .threads import threads_scope
+from .. import analysis
+from ..errors import XuxieError
+from ..fileio import atomic_path, atomic_write_text
+from ..limits import check_analysis_size
+from ..threads import threads_scope
 
 DEFAULT_TEMPERATURES: tuple[float, ...] = (0.2, 0.5, 0.8, 1.0, 1.2)
 #: decoding strategies compared besides the temperature sweep: (description, generate() options,
@@ -94,7 +94,7 @@ Progress = Callable[[str], None]
 def parse_temperatures(value: str | float | Sequence[float]) -> list[float]:
     """Temperatures as given (``"0.2,0.5,1.0"``, a number or a list), checked, sorted and without
     duplicates; 0 means greedy."""
-    from .api import temperature_list
+    from ..api import temperature_list
 
     return sorted(set(temperature_list(value)))
 
@@ -133,7 +133,7 @@ class _Model:
 
 
 def _load_models(models: Sequence[Any], device: str | None) -> list[_Model]:
-    from .api import TextGenerator
+    from ..api import TextGenerator
 
     if isinstance(models, (str, Path)) or isinstance(models, TextGenerator):
         models = [models]
@@ -182,7 +182,7 @@ def _corpus_from_config(config: dict[str, Any]) -> tuple[tuple | None, str | Non
 
 
 def _read_corpus_text(key: tuple) -> str:
-    from .corpus import read_corpus, read_labelled, read_pairs
+    from ..corpus import read_corpus, read_labelled, read_pairs
 
     kind, sources = key[0], list(key[1])
     if kind == "labelled":
@@ -193,7 +193,7 @@ def _read_corpus_text(key: tuple) -> str:
 
 
 def _corpus_key_for_path(path: str | Path) -> tuple:
-    from .corpus import PAIR_SUFFIXES
+    from ..corpus import PAIR_SUFFIXES
 
     return ("pairs" if str(path).lower().endswith(PAIR_SUFFIXES) else "text", (str(path),))
 
@@ -251,7 +251,7 @@ def _mean_logprob(m: _Model, texts: Sequence[str], length: int) -> tuple[float, 
     """(mean log-probability per token, tokens scored) of ``texts`` after the model's prompt
     ids, re-encoded with the model's tokenizer. A lines/seq2seq sample that stopped before
     ``length`` tokens also scores its ``<eos>``."""
-    from .decoding import sequence_logprob
+    from ..decoding import sequence_logprob
 
     tok, model = m.tg.tokenizer, m.tg.model
     ends = m.tg.decoding.eos_id is not None
@@ -332,7 +332,7 @@ def _plot_temperatures(temperatures: Sequence[float]) -> list[float]:
 
 
 def _token_label(m: _Model, token_id: int) -> str:
-    from .chars import display_token as _display_token
+    from ..chars import display_token as _display_token
 
     tok = m.tg.tokenizer
     if token_id == tok.eos_id:
@@ -482,8 +482,8 @@ def _plot_metric(key: str, series: dict[str, tuple[list[float], list[float]]], p
 def _plot_next_token(name: str, dist: dict[str, Any], path: Path, seq2seq: bool = False) -> bytes:
     from matplotlib.figure import Figure
 
-    from .chars import display_token as _display_token
-    from .chars import display_width as _width
+    from ..chars import display_token as _display_token
+    from ..chars import display_width as _width
 
     tokens = dist["tokens"]
     temps = dist["temperatures"]
@@ -555,7 +555,7 @@ def analyze(models: Sequence[Any] | Any, out_dir: str | Path, corpus: str | Path
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise XuxieError(f"--out {out} is a file; give a folder for the report")
-    from .checkpoint import is_model_dir
+    from ..checkpoint import is_model_dir
 
     if is_model_dir(out):
         raise XuxieError(f"--out {out} holds a model; write the report to another folder")
@@ -678,7 +678,7 @@ def analyze(models: Sequence[Any] | Any, out_dir: str | Path, corpus: str | Path
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     say("drawing plots")
-    from .plotting import configure_matplotlib
+    from ..plotting import configure_matplotlib
 
     configure_matplotlib()
     images: dict[str, bytes] = {}  # file name → PNG bytes
