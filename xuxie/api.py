@@ -20,7 +20,6 @@ import math
 import re
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -29,101 +28,26 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
-from .corpus import PAIR_SUFFIXES, Corpus, continuation_pairs, corpus_from_text, read_corpus, read_pairs
-from .data import PairData, check_window, encode_corpus, encode_pairs
+from .corpus import PAIR_SUFFIXES, Corpus, corpus_from_text, read_corpus, read_pairs
+from .data import PairData, encode_corpus, encode_pairs
 from .decoding import DecodingSetup, GenerationConfig, LogitsProcessor, generate_texts, warn_unseen
-from .errors import XuxieError, XuxieWarning
+from .errors import XuxieError
 from .fileio import atomic_path
 from .limits import check_generation_size, check_paragraphs
-from .models import LanguageModel, build_model
+from .models import ARCHITECTURES, LanguageModel
+from .models.base import declared_defaults, train_defaults
+from .objectives import eval_window, lm_loss, pair_loss
+from .runs import CorpusRequest, TokenizerOptions, corpus_files, encode, new_run, resumed_run, training_callbacks
 from .threads import threads_scope
-from .tokenizers import Tokenizer, train_tokenizer
-from .training import LN2, Callback, TrainConfig, Trainer, default_callbacks
+from .tokenizers import Tokenizer
+from .training import LN2, Callback, Trainer
 
 __version__ = "0.1.0"
 
-#: Default model sizes per architecture (chosen by measurement on 2 CPU cores, see README).
-ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "lstm": {"hidden_size": 512, "num_layers": 1},
-    "gru": {"hidden_size": 512, "num_layers": 1},
-    "rnn": {"hidden_size": 512, "num_layers": 1},
-    "attention-rnn": {},  # AttentionRNNConfig's defaults (textgenrnn's layout, measured sizes)
-    "transformer": {},  # the preset (models/transformer.py) gives the sizes
-    "seq2seq": {},  # Seq2SeqConfig's defaults
-}
-#: training settings that differ by architecture (measured; README). The window defaults to the
-#: model's own context for models that have one.
-ARCH_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "transformer": {"lr": 3e-3, "batch_size": 8},
-    # bf16 autocast measured 1.4× faster for a 256-wide seq2seq on 红楼梦 paragraphs but slower for
-    # narrow models on short pairs (the decoder runs step by step, small ops): fp32 unless asked.
-    "seq2seq": {"precision": "fp32"},
-}
-#: seq2seq batches hold about this many target tokens when --batch-size is not given (like
-#: fairseq's --max-tokens): measured on 2 cores, 红楼梦 paragraphs (≈110 tokens) learnt faster per
-#: minute with 16 pairs a batch than with 64 (perplexity 200 vs 450 after 2 minutes), while
-#: 20-token copy-task pairs did best with 64.
-PAIR_BATCH_TOKENS = 2048
-#: architectures that answer an input (trained on source→target pairs)
-ENCODER_DECODER = ("seq2seq",)
-PAIR_MODES = ("pairs", "continuation")
-
-
-def resolve_mode(arch: str, mode: str | None, sources: Sequence[Any]) -> str:
-    """The corpus mode: as given (checked against the architecture), else ``text`` for language
-    models and, for seq2seq, ``pairs`` for .tsv/.jsonl files and ``continuation`` otherwise."""
-    if arch in ENCODER_DECODER:
-        if mode is None:
-            if isinstance(sources, Corpus):
-                return "pairs" if sources.mode == "pairs" else "continuation"
-            paths = [str(s) for s in sources]
-            return "pairs" if paths and all(p.lower().endswith(PAIR_SUFFIXES) for p in paths) else "continuation"
-        if mode not in PAIR_MODES:
-            raise XuxieError(f"a seq2seq model learns source→target pairs, not --mode {mode}: use --mode pairs (a .tsv/.jsonl file) "
-                             "or --mode continuation (a plain text: each paragraph → the next)")
-        return mode
-    if mode in PAIR_MODES:
-        raise XuxieError(f"--mode {mode} makes source→target pairs, which only an encoder–decoder learns: add --arch seq2seq "
-                         "(language models train on --mode text or lines)")
-    return mode or "text"
-
-
-# A one-line string naming a text file is a path even when it does not exist (a clear error, not
-# a model trained on the file name).
-_PATHLIKE = re.compile(r"\S+\.(?:txt|md|text|csv|tsv|json|jsonl)|\S*[/\\]", re.IGNORECASE)
-
-
-def _corpus_files(source: Any) -> list[Path]:
-    """The existing files and folders named by a training source (not a text string or a Corpus)."""
-    if isinstance(source, Corpus):
-        return []
-    names = source if isinstance(source, (list, tuple)) else [source]
-    found = []
-    for name in names:
-        try:
-            if (isinstance(name, Path) or _looks_like_path(str(name))) and Path(name).exists():
-                found.append(Path(name))
-        except OSError:  # a text string too long to be a file name
-            pass
-    return found
-
-
-def _warn_if_corpus_changed(out_dir: Path, saved: dict[str, Any], corpus: Corpus) -> None:
-    """--resume on a corpus that is not the one the run began with: say so, naming the files that
-    changed, and go on (the run's tokenizer reads new characters as unknown)."""
-    if not saved.get("sha256") or saved["sha256"] == corpus.fingerprint():
-        return
-    before = dict(zip(saved.get("sources", []), saved.get("source_sha256", [])))
-    now = dict(zip(corpus.sources, corpus.source_hashes))
-    changed = [f"{name} ({'changed' if name in before else 'new'})" for name, digest in now.items() if before.get(name) != digest]
-    changed += [f"{name} (gone)" for name in before if name not in now]
-    detail = ", ".join(changed[:3]) + (" …" if len(changed) > 3 else "") if before else "its text differs"
-    warnings.warn(f"the corpus is not the one {out_dir} was started on: {detail}; "
-                  "training continues on it with the run's tokenizer", XuxieWarning, stacklevel=2)
-
-
-def _looks_like_path(s: str) -> bool:
-    return len(s) < 4096 and "\n" not in s
+#: Each architecture's model and training defaults, read from its family's config in xuxie/models/
+#: (the one place they are declared; see ModelConfig). Kept for code that imported them.
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {arch: declared_defaults(arch) for arch in ARCHITECTURES}
+ARCH_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {arch: train_defaults(arch) for arch in ARCHITECTURES}
 
 
 def temperature_list(temperature: float | str | Sequence[float]) -> list[float]:
@@ -219,131 +143,24 @@ class TextGenerator:
         out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="xuxie-"))
         dev = ckpt.resolve_device(device)
         budget = {"epochs": epochs, "steps": steps, "time_minutes": time}
+        given = {k: v for k, v in train_options.items() if v is not None}
+        request = CorpusRequest(source, mode, encoding, unit, sentences, label_column, text_column)
         if resume:
-            saved = ckpt.read_config(out_dir)
-            tok = ckpt.load_tokenizer(out_dir / ckpt.TOKENIZER)
-            tc = TrainConfig.from_dict({**saved.get("train", {}), **{k: v for k, v in train_options.items() if v is not None}})
-            if any(v is not None for v in budget.values()):
-                tc.epochs, tc.steps, tc.time_minutes = epochs, steps, time
-            arch, mode = saved["arch"], saved["mode"]
-            saved_corpus = saved.get("corpus", {})
-            unit, sentences = saved_corpus.get("unit", unit), saved_corpus.get("sentences", sentences)
-            saved_label_column = saved.get("corpus", {}).get("label_column")
-            if saved_label_column:
-                from .corpus import read_labelled
-
-                corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], saved_label_column,
-                                       saved["corpus"].get("text_column", "text"), encoding, exclude=[out_dir])
-            else:
-                # A continuation model's sources are plain texts, paired again as before.
-                read_mode = "continuation" if saved_corpus.get("unit") else saved["mode"]
-                corpus = cls._read(source, read_mode, encoding, unit, sentences, exclude=[out_dir])
-            _warn_if_corpus_changed(out_dir, saved_corpus, corpus)
-            torch.manual_seed(tc.seed)  # a run killed before its first checkpoint starts as it began
-            model = ckpt.model_from_config(arch, saved["model"]).to(dev)
-            run_info = {k: v for k, v in saved.items() if k not in ("format", "version", "train", "results")}
+            run = resumed_run(out_dir, request, given, budget, dev)
         else:
             if out is not None:
-                ckpt.check_out_dir(out_dir, overwrite, _corpus_files(source))
-            mode = resolve_mode(arch, mode, source if isinstance(source, (list, tuple, Corpus)) else [source])
-            given = {k: v for k, v in train_options.items() if v is not None}
-            tc = TrainConfig(**{**ARCH_TRAIN_DEFAULTS.get(arch, {}), **given}, **budget)
-            tc.validate()
-            if label_column is not None:
-                from .corpus import read_labelled
-
-                corpus = read_labelled(source if isinstance(source, (list, tuple)) else [source], label_column, text_column, encoding,
-                                       exclude=[out_dir])
-            else:
-                corpus = cls._read(source, mode, encoding, unit, sentences, exclude=[out_dir])
-            train_part = cls._train_part(corpus, tc.val_fraction)
-            tok = train_tokenizer(tokenizer, train_part.documents + (train_part.targets or []), min_freq=min_freq, max_vocab=max_vocab,
-                                  vocab_size=vocab_size)
-            options = {**ARCH_DEFAULTS.get(arch, {}), **{k: v for k, v in (model_options or {}).items() if v is not None}}
-            torch.manual_seed(tc.seed)  # reproducible initialisation
-            labels = sorted({lab for lab in (corpus.labels or []) if lab})
-            # Context labels are extra input tokens after the tokenizer's own (never generated).
-            model = build_model(arch, tok.vocab_size + len(labels), **options).to(dev)
-            context = getattr(model.config, "context", None)
-            width = getattr(model.config, "n_embd", None)
-            if width is not None and width < 256 and "precision" not in given:
-                tc.precision = "fp32"  # narrow transformers: bf16 autocast measured no faster, and a little worse
-            if getattr(model.config, "window", None) and getattr(model.config, "bidirectional", False) and "seq_len" not in given:
-                tc.seq_len = model.config.window  # every position re-reads its window: keep training windows short
-            if context is not None:
-                if "seq_len" not in given:
-                    tc.seq_len = context
-                elif tc.seq_len > context and getattr(model.config, "positions", "") == "learned":
-                    raise XuxieError(f"--seq-len {tc.seq_len} is longer than the model's context {context} (learned positions); "
-                                     f"use --seq-len {context} or less, or a longer --context")
-            run_info = {
-                "arch": arch, "model": model.config.__dict__, "tokenizer": tok.kind, "mode": corpus.mode,
-                "corpus": {"sources": list(corpus.sources), "source_sha256": list(corpus.source_hashes), "encodings": list(corpus.encodings),
-                           "documents": len(corpus.documents), "chars": corpus.n_chars, "sha256": corpus.fingerprint()},
-                "parameters": model.num_parameters(), "xuxie_version": __version__,
-            }
-            if corpus.mode == "pairs":
-                run_info["corpus"]["pairs_from"] = corpus.pairs_from
-                if mode == "continuation":
-                    run_info["corpus"].update(unit=unit, sentences=sentences)
-            if labels:
-                run_info["labels"] = labels
-                run_info["corpus"]["label_column"] = label_column
-                run_info["corpus"]["text_column"] = text_column
-        if (corpus.mode == "pairs") != (arch in ENCODER_DECODER):
-            raise XuxieError(f"architecture '{arch}' cannot train on a {corpus.mode} corpus; " +
-                             ("use --arch seq2seq for source→target pairs" if corpus.mode == "pairs" else "seq2seq needs --mode pairs or continuation"))
-        train_part, val_part = corpus.split(tc.val_fraction)
-        if corpus.mode == "pairs":
-            cfg = model.config
-            train_ids: Any = encode_pairs(train_part, tok, cfg.max_source_len, cfg.max_target_len)
-            if not resume and "batch_size" not in given:
-                per_pair = train_ids.target_tokens / len(train_ids)
-                tc.batch_size = max(8, min(64, int(PAIR_BATCH_TOKENS / per_pair) // 8 * 8))
-            val_ids: Any = encode_pairs(val_part, tok, cfg.max_source_len, cfg.max_target_len) if val_part.documents else None
-            val_chars = val_ids.target_chars if val_ids is not None else 0
-        else:
-            label_ids = {lab: tok.vocab_size + i for i, lab in enumerate(run_info.get("labels", []))}
-            # 10% of labelled documents are trained without their label, so unlabelled generation works.
-            train_ids = encode_corpus(train_part, tok, label_ids, label_dropout=0.1 if label_ids else 0.0, seed=tc.seed)
-            val_ids = encode_corpus(val_part, tok, label_ids) if val_part.documents else None
-            val_chars = sum(len(d) + (1 if corpus.mode == "lines" else 0) for d in val_part.documents)
-            check_window(len(train_ids), tc.seq_len)
+                ckpt.check_out_dir(out_dir, overwrite, corpus_files(source))
+            run = new_run(arch, request, TokenizerOptions(tokenizer, min_freq, max_vocab, vocab_size), model_options, given, budget, dev,
+                          exclude=[out_dir])
+        data = encode(run, given)
         if not resume:  # every input is checked: only now touch the output directory
-            ckpt.start_model_dir(out_dir, tok, {**run_info, "train": tc.to_dict()})
-        if console is None and progress:
-            from rich.console import Console
-
-            console = Console(stderr=True)
-        cbs = list(callbacks) if callbacks is not None else default_callbacks(tc, console, progress)
-        trainer = Trainer(model, tok, train_ids, val_ids, tc, out_dir, run_info, cbs, val_chars, corpus.mode)
+            ckpt.start_model_dir(out_dir, run.tokenizer, {**run.info, "train": run.train.to_dict()})
+        trainer = Trainer(run.model, run.tokenizer, data.train, data.val, run.train, out_dir, run.info,
+                          training_callbacks(callbacks, run.train, console, progress), data.val_chars, run.corpus.mode)
         if resume:
             trainer.resume()
         trainer.fit()
         return cls.load(out_dir, dev)
-
-    @staticmethod
-    def _read(source, mode: str, encoding: str | None, unit: str = "paragraph", sentences: int = 3, exclude: Sequence[Path] = ()) -> Corpus:
-        """The corpus a training source names; a folder is read without ``exclude`` (the run's own output)."""
-        if isinstance(source, Corpus):
-            if mode == "continuation" and source.mode != "pairs":
-                return continuation_pairs(source, unit, sentences)
-            return source
-        if isinstance(source, (list, tuple)):
-            return read_corpus(list(source), mode, encoding, unit=unit, sentences=sentences, exclude=exclude)
-        if isinstance(source, Path) or _looks_like_path(str(source)):
-            s = str(source)
-            from .corpus import NAMED_CORPORA
-
-            if Path(s).exists() or s in NAMED_CORPORA or isinstance(source, Path) or _PATHLIKE.fullmatch(s):
-                return read_corpus(s, mode, encoding, unit=unit, sentences=sentences, exclude=exclude)
-        if mode == "continuation":
-            return continuation_pairs(corpus_from_text(str(source), "text"), unit, sentences)
-        return corpus_from_text(str(source), mode)
-
-    @staticmethod
-    def _train_part(corpus: Corpus, val_fraction: float) -> Corpus:
-        return corpus.split(val_fraction)[0]
 
     # -- generation --------------------------------------------------------------------------
     @property
@@ -571,8 +388,6 @@ class TextGenerator:
         corpus = pairs if isinstance(pairs, Corpus) else self.read_pairs_for_eval(pairs)
         if corpus.mode != "pairs" or not corpus.targets:
             raise XuxieError("give source→target pairs to evaluate a seq2seq model on")
-        from .training import pair_loss
-
         warn_unseen(self.tokenizer, texts_read(corpus), "the evaluation pairs")
         cfg = self.model.config
         data: PairData = encode_pairs(corpus, self.tokenizer, cfg.max_source_len, cfg.max_target_len)
@@ -603,24 +418,15 @@ class TextGenerator:
             raise XuxieError("a seq2seq model is scored on source→target pairs: use evaluate_pairs (CLI: xuxie evaluate MODEL pairs.tsv)")
         corpus = corpus_from_text(text, self.mode)
         unknown = warn_unseen(self.tokenizer, texts_read(corpus), "the evaluation text")
-        from .data import eval_streams
-
         ids = encode_corpus(corpus, self.tokenizer)
         if len(ids) < 2:
             raise XuxieError("the text is too short to evaluate; give at least two tokens")
         chars = sum(len(d) + (1 if self.mode == "lines" else 0) for d in corpus.documents)
-        carry = self.model.carries_state
-        total, count, state = 0.0, 0, None
-        seq = 256 if carry else int(self.config.get("train", {}).get("seq_len", 128))
-        for x, y in eval_streams(ids, seq, 1 if carry else 16):
-            x, y = x.to(self.model.device), y.to(self.model.device)
-            logits, new_state = self.model(x, state if carry else None)
-            state = new_state if carry else None
-            total += torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
-            count += y.numel()
-        loss = total / count
-        return {"loss": loss, "perplexity": math.exp(min(loss, 50)), "bits_per_char": total / LN2 / max(chars - 1, 1),
-                "tokens": count, "chars": chars, "unknown_chars": unknown}
+        window = eval_window(self.model, int(self.config.get("train", {}).get("seq_len", 128)))
+        # An RNN reads the text as one stream: every token is scored with all the text before it.
+        r = lm_loss(self.model, ids, window, streams=1 if self.model.carries_state else 16)
+        return {"loss": r["loss"], "perplexity": r["ppl"], "bits_per_char": r["loss_sum"] / LN2 / max(chars - 1, 1),
+                "tokens": r["tokens"], "chars": chars, "unknown_chars": unknown}
 
     def info(self) -> dict[str, Any]:
         return {**self.config, "path": str(self.path) if self.path else None}

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from .decoding import GenerationConfig
+from .defaults import model_default, show, train_default
 from .errors import XuxieError, XuxieWarning, check_numbers
+from .models.base import default_config
+from .models.seq2seq import ATTENTIONS, CELLS
+from .models.transformer import DEFAULT_PRESET, POSITIONS, PRESETS
 from .threads import requested_threads_set, threads_scope
+from .training import SCHEDULES, TrainConfig
 
 app = typer.Typer(
     name="xuxie",
@@ -132,6 +137,92 @@ replaces only a model xuxie wrote, and only xuxie's files in it.
 """
 
 
+# Each family's model flags: a train parameter → the field of the family's config it sets (lstm,
+# gru and rnn: _RNN_FLAGS). Defaults in the help are read from the families' configs (xuxie/defaults.py).
+_RNN_FLAGS = {"hidden_size": "hidden_size", "layers": "num_layers", "embed_dim": "embed_dim", "dropout": "dropout", "tie_weights": "tie_weights"}
+_FAMILY_FLAGS = {
+    "attention-rnn": {"hidden_size": "hidden_size", "layers": "num_layers", "embed_dim": "embed_dim", "window": "window",
+                      "dropout": "dropout", "bidirectional": "bidirectional"},
+    "transformer": {"preset": "preset", "layers": "n_layer", "heads": "n_head", "hidden_size": "n_embd", "context": "context",
+                    "positions": "positions", "dropout": "dropout"},
+    "seq2seq": {"hidden_size": "hidden_size", "layers": "num_layers", "embed_dim": "embed_dim", "dropout": "dropout",
+                "bidirectional": "bidirectional", "cell": "cell", "attention": "attention", "input_feeding": "input_feeding",
+                "teacher_forcing": "teacher_forcing", "max_source_len": "max_source_len", "max_target_len": "max_target_len"},
+}
+_SEQ2SEQ_ONLY = ("cell", "attention", "input_feeding", "teacher_forcing", "max_source_len", "max_target_len")
+#: flags of other families an architecture refuses, and what it says (None: lstm, gru, rnn)
+_REFUSED: dict[str | None, list[tuple[tuple[str, ...], str]]] = {
+    "transformer": [(("embed_dim",), "--embed-dim is for RNNs; a transformer's embedding is its width (--hidden-size)")],
+    "seq2seq": [(("preset", "heads", "context", "positions", "window", "tie_weights"),
+                 "--preset, --heads, --context, --positions, --window and --tie-weights do not apply to seq2seq")],
+    "attention-rnn": [(("preset", "heads", "context", "positions", "tie_weights"),
+                       "--preset, --heads, --context, --positions and --tie-weights do not apply to attention-rnn")],
+    None: [(("window", "bidirectional"), "--window and --bidirectional are attention-rnn/seq2seq options; add --arch attention-rnn or --arch seq2seq"),
+           (("preset", "heads", "context", "positions"), "--preset, --heads, --context and --positions are transformer options; add --arch transformer")],
+}
+#: the train command's training flags → TrainConfig fields
+_TRAIN_FLAGS = {"seq_len": "seq_len", "batch_size": "batch_size", "grad_accum": "grad_accum", "lr": "lr", "schedule": "schedule",
+                "warmup": "warmup_steps", "patience": "patience", "val_fraction": "val_fraction", "eval_interval": "eval_interval",
+                "save_every": "save_minutes", "precision": "precision", "seed": "seed", "preview_length": "preview_length"}
+
+
+def _model_options(arch: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The model options ``arch`` takes from the train command's ``params`` (``None``: not given),
+    named as its config names them; a flag of another family is an error."""
+    flags = {**params, "tie_weights": params["tie_weights"] or None}  # a switch: given only when on
+    seq2seq_only = [name for name in _SEQ2SEQ_ONLY if flags[name] is not None]
+    if arch != "seq2seq" and seq2seq_only:
+        raise XuxieError(f"{', '.join('--' + name.replace('_', '-') for name in seq2seq_only)}: seq2seq options; add --arch seq2seq")
+    for names, message in _REFUSED.get(arch, _REFUSED[None]):
+        if any(flags[name] is not None for name in names):
+            raise XuxieError(message)
+    return {field: flags[flag] for flag, field in _FAMILY_FLAGS.get(arch, _RNN_FLAGS).items()}
+
+
+def _model_help(flag: str, unset: str = "") -> str:
+    """The default of a model flag in each architecture that takes it, from the families' configs."""
+    return model_default(lambda arch: _FAMILY_FLAGS.get(arch, _RNN_FLAGS).get(flag), unset)
+
+
+def _choices(options: Sequence[str], default: str, notes: dict[str, str] | None = None) -> str:
+    """``"general (Luong, default), dot (Luong) or additive (Bahdanau)"``."""
+    notes = notes or {}
+    shown = [f"{o} ({', '.join(n for n in (notes.get(o), 'default' if o == default else None) if n)})"
+             if o == default or o in notes else o for o in options]
+    return ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+def _train_corpus(corpus: list[str] | None, out_dir: Path | None, resume: bool) -> tuple[list[str], Path]:
+    """What to train on and where: as given; for --resume without a corpus, the one the run
+    recorded. --out defaults to runs/<corpus name>."""
+    from . import checkpoint as ckpt
+
+    if not corpus:
+        if not (resume and out_dir is not None):
+            raise XuxieError("give a corpus to train on (a file, folder, or 'tinyshakespeare'/'hongloumeng'), or --out DIR --resume")
+        corpus = ckpt.read_config(out_dir).get("corpus", {}).get("sources") or []
+        if not corpus:
+            raise XuxieError(f"{out_dir} does not record its corpus; give it again: xuxie train CORPUS --out {out_dir} --resume")
+    return corpus, out_dir if out_dir is not None else Path("runs") / Path(corpus[0]).stem
+
+
+def _print_trained(tg: Any, out_dir: Path) -> None:
+    r = tg.config.get("results", {})
+    table = Table(title=f"trained {tg.config['arch']} ({tg.model.num_parameters():,} parameters)", show_header=False)
+    for key in ("steps", "tokens", "seconds", "tokens_per_s", "precision", "final_val_loss", "final_val_ppl", "final_val_bpc", "best_val_loss", "best_step"):
+        if r.get(key) is not None:
+            table.add_row(key.replace("_", " "), f"{r[key]:,}" if isinstance(r[key], int) else str(r[key]))
+    err.print(table)
+    if tg.is_seq2seq:
+        err.print(f"continue a text with: xuxie continue {escape(str(out_dir))} --text \"…\"  (or --input FILE)")
+    else:
+        err.print(f"generate with: xuxie generate {escape(str(out_dir))} --prompt \"…\"")
+
+
+_S2S = default_config("seq2seq")
+_ATTENTION_RNN = default_config("attention-rnn")
+
+
 @app.command(help=TRAIN_HELP)
 @_command("train")
 def train(
@@ -150,85 +241,48 @@ def train(
     time: Annotated[float | None, typer.Option("--time", help="Budget in minutes (default 5 when no budget is given).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (budgets are totals for the whole run).")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a xuxie model in --out (only its own files; a folder xuxie did not write is never replaced).")] = False,
-    hidden_size: Annotated[int | None, typer.Option(help="Recurrent units per layer (default 512); transformer: the width.")] = None,
-    layers: Annotated[int | None, typer.Option(help="Layers (RNN default 1; transformer: from the preset).")] = None,
-    preset: Annotated[str | None, typer.Option(help="Transformer size: tiny (default), small or base.")] = None,
-    heads: Annotated[int | None, typer.Option(help="Transformer attention heads.")] = None,
-    context: Annotated[int | None, typer.Option(help="Transformer context (attention window) in tokens.")] = None,
-    positions: Annotated[str | None, typer.Option(help="Transformer positions: rotary (default) or learned.")] = None,
-    window: Annotated[int | None, typer.Option(help="attention-rnn: tokens its attention pools over (default 40).")] = None,
-    bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--unidirectional", help="attention-rnn: bidirectional LSTMs re-reading each window (textgenrnn's option; slower; off by default). seq2seq: the encoder (on by default).", show_default=False)] = None,
-    cell: Annotated[str | None, typer.Option(help="seq2seq: lstm (default) or gru.")] = None,
-    attention: Annotated[str | None, typer.Option(help="seq2seq attention: general (Luong, default), dot (Luong) or additive (Bahdanau).")] = None,
-    input_feeding: Annotated[bool | None, typer.Option("--input-feeding/--no-input-feeding", help="seq2seq: feed each attentional vector into the next decoder step (default on).", show_default=False)] = None,
-    teacher_forcing: Annotated[float | None, typer.Option(help="seq2seq: share of training steps given the true previous token (default 1; lower = scheduled sampling).")] = None,
-    max_source_len: Annotated[int | None, typer.Option(help="seq2seq: input tokens the model reads (default 256; longer inputs keep their end).")] = None,
-    max_target_len: Annotated[int | None, typer.Option(help="seq2seq: tokens per answer, <eos> included (default 256; longer targets are cut).")] = None,
-    embed_dim: Annotated[int | None, typer.Option(help="Embedding size (default: the hidden size).")] = None,
-    dropout: Annotated[float | None, typer.Option(help="Dropout (default 0).")] = None,
+    hidden_size: Annotated[int | None, typer.Option(help=f"Recurrent units per layer; transformer: the width ({_model_help('hidden_size')}).")] = None,
+    layers: Annotated[int | None, typer.Option(help=f"Layers ({_model_help('layers')}).")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"Transformer size: {_choices(PRESETS, DEFAULT_PRESET)}; it sets the layers, heads, width and context not given.")] = None,
+    heads: Annotated[int | None, typer.Option(help=f"Transformer attention heads ({_model_help('heads')}).")] = None,
+    context: Annotated[int | None, typer.Option(help=f"Transformer context (attention window) in tokens ({_model_help('context')}).")] = None,
+    positions: Annotated[str | None, typer.Option(help=f"Transformer positions: {_choices(POSITIONS, default_config('transformer').positions)}.")] = None,
+    window: Annotated[int | None, typer.Option(help=f"attention-rnn: tokens its attention pools over ({_model_help('window')}).")] = None,
+    bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--unidirectional", help=f"attention-rnn: bidirectional LSTMs re-reading each window (textgenrnn's option; slower; {show(_ATTENTION_RNN.bidirectional)} by default). seq2seq: the encoder ({show(_S2S.bidirectional)} by default).", show_default=False)] = None,
+    cell: Annotated[str | None, typer.Option(help=f"seq2seq: {_choices(CELLS, _S2S.cell)}.")] = None,
+    attention: Annotated[str | None, typer.Option(help=f"seq2seq attention: {_choices(ATTENTIONS, _S2S.attention, {'general': 'Luong', 'dot': 'Luong', 'additive': 'Bahdanau'})}.")] = None,
+    input_feeding: Annotated[bool | None, typer.Option("--input-feeding/--no-input-feeding", help=f"seq2seq: feed each attentional vector into the next decoder step (default {show(_S2S.input_feeding)}).", show_default=False)] = None,
+    teacher_forcing: Annotated[float | None, typer.Option(help=f"seq2seq: share of training steps given the true previous token ({_model_help('teacher_forcing')}; lower = scheduled sampling).")] = None,
+    max_source_len: Annotated[int | None, typer.Option(help=f"seq2seq: input tokens the model reads ({_model_help('max_source_len')}; longer inputs keep their end).")] = None,
+    max_target_len: Annotated[int | None, typer.Option(help=f"seq2seq: tokens per answer, <eos> included ({_model_help('max_target_len')}; longer targets are cut).")] = None,
+    embed_dim: Annotated[int | None, typer.Option(help=f"Embedding size ({_model_help('embed_dim', 'the hidden size')}).")] = None,
+    dropout: Annotated[float | None, typer.Option(help=f"Dropout ({_model_help('dropout')}).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
-    seq_len: Annotated[int | None, typer.Option(help="Training window length in tokens (default 128; transformer: its context).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Windows per batch (default 32; transformer 8).")] = None,
-    grad_accum: Annotated[int | None, typer.Option(help="Micro-batches per optimiser step (default 1).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate (default 3e-3).")] = None,
-    schedule: Annotated[str | None, typer.Option(help="cosine (default), plateau or constant.")] = None,
-    warmup: Annotated[int | None, typer.Option(help="Warm-up steps (default 50).")] = None,
+    seq_len: Annotated[int | None, typer.Option(help=f"Training window length in tokens ({train_default('seq_len')}).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help=f"Windows per batch ({train_default('batch_size')}).")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help=f"Micro-batches per optimiser step ({train_default('grad_accum')}).")] = None,
+    lr: Annotated[float | None, typer.Option(help=f"Peak learning rate ({train_default('lr')}).")] = None,
+    schedule: Annotated[str | None, typer.Option(help=f"{_choices(SCHEDULES, TrainConfig.schedule)}.")] = None,
+    warmup: Annotated[int | None, typer.Option(help=f"Warm-up steps ({train_default('warmup_steps')}).")] = None,
     patience: Annotated[int | None, typer.Option(help="Early stopping: evaluations without improvement (0: off).")] = None,
-    val_fraction: Annotated[float | None, typer.Option(help="Share held out for validation (default 0.1, the end of the text).")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help=f"Share held out for validation ({train_default('val_fraction')}, the end of the text).")] = None,
     eval_interval: Annotated[int | None, typer.Option(help="Evaluate every N steps (default: ~8 times per run).")] = None,
-    save_every: Annotated[float | None, typer.Option("--save-every", help="Minutes between checkpoints, on top of those at every evaluation (default 3).")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto (bf16 where the hardware is fast at it), bf16 or fp32.")] = None,
+    save_every: Annotated[float | None, typer.Option("--save-every", help=f"Minutes between checkpoints, on top of those at every evaluation ({train_default('save_minutes')}).")] = None,
+    precision: Annotated[str | None, typer.Option(help=f"auto (bf16 where the hardware is fast at it), bf16 or fp32 ({train_default('precision')}).")] = None,
     min_freq: Annotated[int, typer.Option(help="Tokens seen fewer times become <unk>.")] = 1,
     max_vocab: Annotated[int, typer.Option(help="Word tokenizer: vocabulary cap.")] = 20000,
     vocab_size: Annotated[int | None, typer.Option(help="bpe tokenizer: vocabulary size (default 4000, at most --max-vocab).")] = None,
-    preview_length: Annotated[int | None, typer.Option(help="Tokens per sample preview (0: none).")] = None,
+    preview_length: Annotated[int | None, typer.Option(help=f"Tokens per sample preview ({train_default('preview_length')}; 0: none).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    from . import checkpoint as ckpt
+    params = dict(locals())  # first: the command's flags, nothing else
     from .api import TextGenerator
 
-    if not corpus:
-        if not (resume and out_dir is not None):
-            raise XuxieError("give a corpus to train on (a file, folder, or 'tinyshakespeare'/'hongloumeng'), or --out DIR --resume")
-        corpus = ckpt.read_config(out_dir).get("corpus", {}).get("sources") or []
-        if not corpus:
-            raise XuxieError(f"{out_dir} does not record its corpus; give it again: xuxie train CORPUS --out {out_dir} --resume")
-    if out_dir is None:
-        out_dir = Path("runs") / Path(corpus[0]).stem
-    s2s_only = {"--cell": cell, "--attention": attention, "--input-feeding": input_feeding, "--teacher-forcing": teacher_forcing,
-                "--max-source-len": max_source_len, "--max-target-len": max_target_len}
-    if arch != "seq2seq" and any(v is not None for v in s2s_only.values()):
-        given = ", ".join(k for k, v in s2s_only.items() if v is not None)
-        raise XuxieError(f"{given}: seq2seq options; add --arch seq2seq")
-    if arch == "transformer":
-        if embed_dim is not None:
-            raise XuxieError("--embed-dim is for RNNs; a transformer's embedding is its width (--hidden-size)")
-        model_options = {"preset": preset, "n_layer": layers, "n_head": heads, "n_embd": hidden_size,
-                         "context": context, "positions": positions, "dropout": dropout}
-    elif arch == "seq2seq":
-        if any(v is not None for v in (preset, heads, context, positions, window)) or tie_weights:
-            raise XuxieError("--preset, --heads, --context, --positions, --window and --tie-weights do not apply to seq2seq")
-        model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim, "dropout": dropout,
-                         "bidirectional": bidirectional, "cell": cell, "attention": attention, "input_feeding": input_feeding,
-                         "teacher_forcing": teacher_forcing, "max_source_len": max_source_len, "max_target_len": max_target_len}
-    elif arch == "attention-rnn":
-        if any(v is not None for v in (preset, heads, context, positions)) or tie_weights:
-            raise XuxieError("--preset, --heads, --context, --positions and --tie-weights do not apply to attention-rnn")
-        model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
-                         "window": window, "dropout": dropout, "bidirectional": bidirectional}
-    else:
-        if window is not None or bidirectional is not None:
-            raise XuxieError("--window and --bidirectional are attention-rnn/seq2seq options; add --arch attention-rnn or --arch seq2seq")
-        if any(v is not None for v in (preset, heads, context, positions)):
-            raise XuxieError("--preset, --heads, --context and --positions are transformer options; add --arch transformer")
-        model_options = {"hidden_size": hidden_size, "num_layers": layers, "embed_dim": embed_dim,
-                         "dropout": dropout, "tie_weights": tie_weights or None}
-    train_options = {"seq_len": seq_len, "batch_size": batch_size, "grad_accum": grad_accum, "lr": lr, "schedule": schedule,
-                     "warmup_steps": warmup, "patience": patience, "val_fraction": val_fraction,
-                     "eval_interval": eval_interval, "save_minutes": save_every, "precision": precision, "seed": seed,
-                     "preview_length": preview_length}
+    corpus, out_dir = _train_corpus(corpus, out_dir, resume)
+    model_options = _model_options(arch, params)
+    train_options = {name: params[flag] for flag, name in _TRAIN_FLAGS.items()}
     err.print(f"[bold]xuxie train[/] {escape(' '.join(corpus))} → {escape(str(out_dir))}")
     tg = TextGenerator.train(
         list(corpus), arch=arch, tokenizer=tokenizer, out=out_dir, mode=mode, unit=unit, sentences=sentences,
@@ -237,16 +291,7 @@ def train(
         device=device, min_freq=min_freq, max_vocab=max_vocab, vocab_size=vocab_size, model_options=model_options,
         console=err, progress=not quiet, **train_options,
     )
-    r = tg.config.get("results", {})
-    table = Table(title=f"trained {tg.config['arch']} ({tg.model.num_parameters():,} parameters)", show_header=False)
-    for key in ("steps", "tokens", "seconds", "tokens_per_s", "precision", "final_val_loss", "final_val_ppl", "final_val_bpc", "best_val_loss", "best_step"):
-        if r.get(key) is not None:
-            table.add_row(key.replace("_", " "), f"{r[key]:,}" if isinstance(r[key], int) else str(r[key]))
-    err.print(table)
-    if tg.is_seq2seq:
-        err.print(f"continue a text with: xuxie continue {escape(str(out_dir))} --text \"…\"  (or --input FILE)")
-    else:
-        err.print(f"generate with: xuxie generate {escape(str(out_dir))} --prompt \"…\"")
+    _print_trained(tg, out_dir)
 
 
 # --------------------------------------------------------------------------- decoding options
@@ -369,6 +414,33 @@ Examples:
 """
 
 
+def _passage(input_file: Path | None, text: str | None, encoding: str | None) -> str:
+    """The passage to continue: the --text, or the --input file's text without its outer line breaks."""
+    if input_file is not None:
+        from .corpus import read_text_file
+
+        if not input_file.is_file():
+            raise XuxieError(f"input file {input_file} does not exist; give a file with the passage to continue")
+        text, _ = read_text_file(input_file, encoding)
+        text = text.strip("\n")
+    assert text is not None
+    if not text.strip():
+        raise XuxieError("the passage to continue is empty; give some text")
+    return text
+
+
+def _print_nbest(best: list[tuple[str, float, float]], title: str) -> None:
+    """The n-best answers of beam search as a table: rank, score, log-probability, answer."""
+    table = Table(title=title, show_lines=True)
+    table.add_column("#")
+    table.add_column("score", justify="right")
+    table.add_column("log p", justify="right")
+    table.add_column("answer")
+    for i, (answer, logprob, score) in enumerate(best, 1):
+        table.add_row(str(i), f"{score:.3f}", f"{logprob:.2f}", escape(answer))
+    out.print(table)
+
+
 @app.command("continue", help=CONTINUE_HELP)
 @_command("decode")
 def continue_(
@@ -404,29 +476,14 @@ def continue_(
     check_paragraphs(paragraphs)
     if n_best < 0 or (n_best > 1 and n_best > num_beams):
         raise XuxieError(f"--n-best {n_best} needs at least as many beams: add --num-beams {max(n_best, 2)}")
-    if input_file is not None:
-        from .corpus import read_text_file
-
-        if not input_file.is_file():
-            raise XuxieError(f"input file {input_file} does not exist; give a file with the passage to continue")
-        text, _ = read_text_file(input_file, encoding)
-        text = text.strip("\n")
-    assert text is not None
-    if not text.strip():
-        raise XuxieError("the passage to continue is empty; give some text")
+    text = _passage(input_file, text, encoding)
     tg = TextGenerator.load(model_dir, device)
     if (plot_attention is not None or n_best > 1) and not tg.is_seq2seq:
         raise XuxieError("--plot-attention and --n-best are for seq2seq models; this one is a language model")
     config = _generation_config(flags, tg.generation_config)
     if n_best > 1:
-        table = Table(title=f"{n_best} best of {num_beams} beams", show_lines=True)
-        table.add_column("#")
-        table.add_column("score", justify="right")
-        table.add_column("log p", justify="right")
-        table.add_column("answer")
-        for i, (answer, logprob, score) in enumerate(tg.nbest(text, n_best, num_beams=num_beams, generation_config=config, truncate=truncate), 1):
-            table.add_row(str(i), f"{score:.3f}", f"{logprob:.2f}", escape(answer))
-        out.print(table)
+        best = tg.nbest(text, n_best, num_beams=num_beams, generation_config=config, truncate=truncate)
+        _print_nbest(best, f"{n_best} best of {num_beams} beams")
         return
     steps = tg.continue_paragraphs(text, paragraphs, generation_config=config, truncate=truncate)
     sys.stdout.write("\n".join(answer for _, answer in steps) + "\n")

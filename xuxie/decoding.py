@@ -400,6 +400,27 @@ def beam_search(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_
         return _beam_loop(model, prompt_ids, config, eos_id, procs)
 
 
+def _best_continuations(candidates: torch.Tensor, vocab: int, k: int,
+                        eos_id: int | None) -> tuple[list[tuple[int, float]], list[tuple[int, int, float]]]:
+    """The best of ``candidates`` (every beam × token's summed log-probability, flattened), best
+    first, up to the ``k``-th that goes on: those that end with ``eos_id`` as (beam, logp), and
+    those that go on as (beam, token, logp)."""
+    top_logp, top_idx = candidates.topk(min(2 * k, candidates.numel()))
+    ended: list[tuple[int, float]] = []
+    going: list[tuple[int, int, float]] = []
+    for logp, idx in zip(top_logp.tolist(), top_idx.tolist()):
+        if logp == NEG_INF:
+            break
+        b, tok = divmod(idx, vocab)
+        if eos_id is not None and tok == eos_id:
+            ended.append((b, logp))
+            continue
+        going.append((b, tok, logp))
+        if len(going) == k:
+            break
+    return ended, going
+
+
 def _beam_loop(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_id: int | None,
                procs: Sequence[LogitsProcessor]) -> list[Hypothesis]:
     k = config.num_beams
@@ -420,25 +441,11 @@ def _beam_loop(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_i
     for t in range(config.max_new_tokens):
         scores = apply_processors(procs, history[:, :plen + t], logits)
         logp = scores.log_softmax(-1)
-        cand = (beam_logp[:, None] + logp).view(-1)
-        top_logp, top_idx = cand.topk(min(2 * k, cand.numel()))
-        vocab = logp.shape[-1]
-        keep_beam, keep_tok, keep_logp = [], [], []
-        for lpv, idx in zip(top_logp.tolist(), top_idx.tolist()):
-            if lpv == NEG_INF:
-                break
-            b, tok = divmod(idx, vocab)
-            if eos_id is not None and tok == eos_id:
-                seq = history[b, plen:plen + t].tolist()
-                finished.append(Hypothesis(seq, lpv, norm(lpv, t + 1), True))
-                continue
-            keep_beam.append(b)
-            keep_tok.append(tok)
-            keep_logp.append(lpv)
-            if len(keep_beam) == k:
-                break
-        if not keep_beam:
+        ended, going = _best_continuations((beam_logp[:, None] + logp).view(-1), logp.shape[-1], k, eos_id)
+        finished += [Hypothesis(history[b, plen:plen + t].tolist(), v, norm(v, t + 1), True) for b, v in ended]
+        if not going:
             break
+        keep_beam, keep_tok, keep_logp = (list(column) for column in zip(*going))
         # Stop when no running beam can beat the k-th best finished hypothesis (HF's default
         # heuristic: it assumes a running beam's normalised score does not rise later).
         if len(finished) >= k:

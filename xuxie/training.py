@@ -1,9 +1,10 @@
-"""The :class:`Trainer`: optimisation, schedule, evaluation, callbacks, checkpoints and resume.
+"""The :class:`Trainer`: the loop — budget, learning-rate schedule, steps, evaluations — and resume.
 
-It knows nothing model-specific: it drives ``model(ids, state) -> (logits, state)`` on random
-windows of one id array. Training events go to small callback objects (Keras style) that the
-user can add to or replace: checkpointing, early stopping, sample previews, the metrics log and
-the progress bar are all callbacks.
+It knows nothing model-specific: a training objective (:mod:`xuxie.objectives`: a language model,
+or source→target pairs) gives its batches, loss and evaluation. What happens at the loop's events
+is up to callbacks (:mod:`xuxie.callbacks`, Keras style) that the user can add to or replace:
+checkpoints, early stopping, the plateau schedule, sample previews, the metrics log and the
+progress bar are all callbacks.
 """
 
 from __future__ import annotations
@@ -21,16 +22,17 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from . import callbacks as cbs
 from . import checkpoint as ckpt
-from .data import LMBatches, PairBatch, PairBatches, PairData, eval_streams
+from .callbacks import Callback, Checkpoint, EarlyStopping, MetricsLog, ProgressBar, ReduceLROnPlateau, SamplePreview, default_callbacks
 from .decoding import DecodingSetup, GenerationConfig
 from .errors import XuxieError, XuxieWarning, check_numbers
-from .fileio import append_text, atomic_write_text
+from .fileio import atomic_write_text
 from .models import LanguageModel
+from .objectives import objective_for, pair_loss
 from .threads import threads_scope
-from .tokenizers import PAD, Tokenizer
+from .tokenizers import Tokenizer
 
 LN2 = math.log(2)
 SCHEDULES = ("cosine", "plateau", "constant")
@@ -121,160 +123,11 @@ class TrainState:
     elapsed: float = 0.0  # seconds of training (including evaluations) over all sessions
     best_val: float = float("inf")
     best_step: int = 0
-    bad_evals: int = 0
-    lr_scale: float = 1.0
+    lr_scale: float = 1.0  # a ReduceLROnPlateau callback (--schedule plateau) lowers it
     last_eval_step: int = -1
     last_eval_time: float = 0.0
     train_loss: float = float("nan")  # exponential moving average
     finished: bool = False
-
-
-# --------------------------------------------------------------------------- callbacks
-class Callback:
-    """Training events. Override what you need; ``trainer`` gives access to everything."""
-
-    def on_train_begin(self, trainer: Trainer) -> None: ...
-    def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
-    def on_evaluate(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
-    def on_train_end(self, trainer: Trainer, metrics: dict[str, float]) -> None: ...
-    def on_interrupt(self, trainer: Trainer) -> None: ...
-
-
-class Checkpoint(Callback):
-    """Best weights on improvement; a checkpoint (weights and trainer state) at every evaluation,
-    every ``save_minutes`` of training in between, at the end, and on Ctrl-C, SIGTERM or SIGHUP."""
-
-    def on_train_begin(self, trainer):
-        self.saved_at = trainer.state.elapsed
-
-    def _save(self, trainer):
-        trainer.save_checkpoint()
-        self.saved_at = trainer.state.elapsed
-
-    def on_step_end(self, trainer, loss):
-        if trainer.state.elapsed - self.saved_at >= trainer.config.save_minutes * 60:
-            self._save(trainer)
-
-    def on_evaluate(self, trainer, metrics):
-        if trainer.improved:
-            trainer.save_best()
-        self._save(trainer)
-
-    def on_train_end(self, trainer, metrics):
-        trainer.write_config()  # first: a kill in between leaves an unfinished checkpoint, which --resume finishes
-        self._save(trainer)
-
-    def on_interrupt(self, trainer):
-        self._save(trainer)
-        trainer.write_config()
-
-
-class EarlyStopping(Callback):
-    def __init__(self, patience: int):
-        self.patience = patience
-
-    def on_evaluate(self, trainer, metrics):
-        if self.patience and trainer.state.bad_evals >= self.patience:
-            trainer.request_stop(f"early stop: no improvement in {self.patience} evaluations")
-
-
-class MetricsLog(Callback):
-    """Appends metrics to ``log.jsonl`` (one JSON object per line)."""
-
-    def _write(self, trainer, record):
-        if trainer.out_dir is not None:
-            append_text(trainer.out_dir / ckpt.LOG, json.dumps(record) + "\n")
-
-    def on_step_end(self, trainer, loss):
-        s = trainer.state
-        if s.step % trainer.config.log_every == 0:
-            self._write(trainer, {"event": "train", "step": s.step, "loss": round(loss, 5),
-                                  "loss_avg": round(s.train_loss, 5), "lr": trainer.current_lr,
-                                  "tokens": s.tokens, "elapsed": round(s.elapsed, 2),
-                                  "tokens_per_s": round(trainer.tokens_per_second, 1)})
-
-    def on_evaluate(self, trainer, metrics):
-        self._write(trainer, {"event": "eval", **metrics})
-
-    def on_train_end(self, trainer, metrics):
-        self._write(trainer, {"event": "end", **metrics})
-
-
-class SamplePreview(Callback):
-    """At every evaluation, writes a sample at each preview temperature: shown on the console and
-    appended to ``samples.md``."""
-
-    def __init__(self, temperatures: Sequence[float], length: int, console=None):
-        self.temperatures = list(temperatures)
-        self.length = length
-        self.console = console
-
-    def on_evaluate(self, trainer, metrics):
-        if not self.temperatures or self.length <= 0:
-            return
-        samples = trainer.preview(self.temperatures, self.length)
-        s = trainer.state
-        lines = [f"\n## step {s.step} · {s.elapsed:.0f} s · val loss {metrics.get('val_loss', float('nan')):.4f}\n"]
-        if trainer.preview_input is not None:
-            lines.append(f"\n**input**\n\n```\n{trainer.preview_input}\n```\n")
-        for temp, text in samples:
-            lines.append(f"\n**temperature {temp}**\n\n```\n{text}\n```\n")
-        if trainer.out_dir is not None:
-            append_text(trainer.out_dir / ckpt.SAMPLES, "".join(lines))
-        if self.console is not None:
-            from rich.markup import escape
-            from rich.panel import Panel
-
-            body = "\n".join(f"[bold cyan]T={temp}[/] {escape(text)}" for temp, text in samples)
-            self.console.print(Panel(body, title=f"samples at step {s.step}", expand=False))
-
-
-class ProgressBar(Callback):
-    """A rich progress bar: step, loss, tokens/s, elapsed and ETA."""
-
-    def __init__(self, console=None):
-        self.console = console
-        self.progress = None
-
-    def on_train_begin(self, trainer):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("[bold]train[/]"), BarColumn(), TextColumn("step {task.fields[step]}"),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self.console, transient=False,
-        )
-        self.progress.start()
-        total, done = trainer.progress_fraction()
-        self.task = self.progress.add_task("train", total=1000, completed=int(done * 1000), step=trainer.state.step, loss="-", tps="-")
-
-    def on_step_end(self, trainer, loss):
-        if self.progress is None or trainer.state.step % 5:
-            return
-        _, frac = trainer.progress_fraction()
-        self.progress.update(self.task, completed=int(min(frac, 1.0) * 1000), step=trainer.state.step,
-                             loss=f"{trainer.state.train_loss:.3f}", tps=f"{trainer.tokens_per_second:,.0f}")
-
-    def on_evaluate(self, trainer, metrics):
-        if self.progress is not None:
-            self.progress.console.print(
-                f"step {metrics['step']:>6}  train {metrics['train_loss']:.4f}  val {metrics.get('val_loss', float('nan')):.4f}"
-                f"  ppl {metrics.get('val_ppl', float('nan')):.2f}  bpc {metrics.get('val_bpc', float('nan')):.3f}"
-                f"  lr {metrics['lr']:.2e}  {metrics['tokens_per_s']:,.0f} tok/s  {metrics['elapsed']:.0f} s"
-                + ("  [green]best[/]" if trainer.improved else "")
-            )
-
-    def _stop(self):
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-    def on_train_end(self, trainer, metrics):
-        self._stop()
-
-    def on_interrupt(self, trainer):
-        self._stop()
 
 
 # --------------------------------------------------------------------------- the trainer
@@ -293,28 +146,6 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         except (AttributeError, RuntimeError):
             return None
     return None
-
-
-@torch.no_grad()
-def pair_loss(model: LanguageModel, data: PairData, max_tokens: int | None = None, amp_dtype: torch.dtype | None = None,
-              batch_size: int = 64) -> dict[str, float]:
-    """Teacher-forced loss per target token (``<eos>`` included) of an encoder–decoder over
-    ``data`` (the first pairs holding about ``max_tokens`` target tokens, when given)."""
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    device = model.device
-    try:
-        for batch in data.ordered_batches(batch_size, device, max_tokens):
-            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-                logits = model.forward_pairs(batch.src, batch.src_len, batch.tgt_in)
-            y = batch.tgt_out
-            total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=PAD, reduction="sum").item()
-            count += int((y != PAD).sum())
-    finally:
-        model.train(was_training)
-    loss = total / max(count, 1)
-    return {"loss": loss, "ppl": math.exp(min(loss, 50)), "tokens": count}
 
 
 def _forget_log_after(log: Path, step: int) -> None:
@@ -348,7 +179,53 @@ class TrainingInterrupted(KeyboardInterrupt):
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+class StopSignals:
+    """While entered: Ctrl-C, SIGTERM and SIGHUP are noted in :attr:`received`, for training to
+    stop at the next step boundary (so the checkpoint written is consistent); a second one
+    interrupts at once. Only on the main thread. Installed even when SIGINT was inherited as
+    ignored (a job started in the background by a script): found when such a run never answered
+    Ctrl-C in CI."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _note(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.getsignal(signum)
+                signal.signal(signum, self._note)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on embeddings, biases and norms."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    kwargs: dict[str, Any] = {"lr": config.lr, "betas": (0.9, 0.99)}
+    if model.device.type == "cpu":
+        kwargs["foreach"] = True
+    return torch.optim.AdamW(groups, **kwargs)
+
+
 class Trainer:
+    """Trains ``model`` on encoded data — an id array, or :class:`~xuxie.data.PairData` for an
+    encoder–decoder — until the budget is spent or a callback stops it."""
+
     def __init__(self, model: LanguageModel, tokenizer: Tokenizer, train_ids: np.ndarray,
                  val_ids: np.ndarray | None, config: TrainConfig, out_dir: str | Path | None = None,
                  run_info: dict[str, Any] | None = None, callbacks: Sequence[Callback] | None = None,
@@ -360,28 +237,23 @@ class Trainer:
         self.device = model.device
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.run_info = dict(run_info or {})
+        self.objective = objective_for(train_ids, val_ids, config.seq_len, config.batch_size, self.device, config.seed)
+        self.batches = self.objective.batches
+        self.val_ids = self.objective.val_data  # None: no validation text
         #: source→target pairs (an encoder–decoder) rather than one stream of text
-        self.pairs = isinstance(train_ids, PairData)
-        if self.pairs:
-            self.batches = PairBatches(train_ids, config.batch_size, self.device, config.seed)
-            self.val_ids = val_ids if val_ids is not None and len(val_ids) > 0 else None
-            val_tokens = self.val_ids.target_tokens if self.val_ids is not None else 0
-        else:
-            self.batches = LMBatches(train_ids, config.seq_len, config.batch_size, self.device)
-            self.val_ids = val_ids if val_ids is not None and len(val_ids) > 1 else None
-            val_tokens = len(self.val_ids) - 1 if self.val_ids is not None else 0
+        self.pairs = self.objective.answers_input
         # Characters per token of the validation text, for bits per character.
-        self.chars_per_token = (val_chars / max(val_tokens, 1)) if (val_chars and self.val_ids is not None) else 1.0
+        self.chars_per_token = (val_chars / max(self.objective.val_tokens, 1)) if (val_chars and self.val_ids is not None) else 1.0
         #: the input the sample previews answer (encoder–decoder models)
         self.preview_input: str | None = None
-        self.optimizer = self._make_optimizer()
+        self.optimizer = make_optimizer(model, config)
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         self.generator = torch.Generator()
         self.generator.manual_seed(config.seed)
         torch.manual_seed(config.seed)
         self.state = TrainState()
-        self.callbacks: list[Callback] = list(callbacks) if callbacks is not None else []
-        self.improved = False
+        self.callbacks: list[Callback] = cbs.with_schedule_callbacks(callbacks or [], config)
+        self.improved = False  # whether the latest evaluation is the best so far
         self.current_lr = config.lr
         self.tokens_per_second = 0.0
         self._stop_reason: str | None = None
@@ -390,20 +262,7 @@ class Trainer:
         self._rate_window: list[tuple[float, int]] = []
         self.final_metrics: dict[str, Any] = {}
 
-    # -- setup -------------------------------------------------------------------------------
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
-            if not p.requires_grad:
-                continue
-            (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.config.weight_decay},
-                  {"params": no_decay, "weight_decay": 0.0}]
-        kwargs: dict[str, Any] = {"lr": self.config.lr, "betas": (0.9, 0.99)}
-        if self.device.type == "cpu":
-            kwargs["foreach"] = True
-        return torch.optim.AdamW(groups, **kwargs)
-
+    # -- budget and schedule -----------------------------------------------------------------
     def total_steps(self) -> int | None:
         c = self.config
         limits = []
@@ -436,14 +295,11 @@ class Trainer:
         # Warm-up ends after warmup_steps or 5% of the budget, whichever comes first: a slow model
         # (large vocabulary, big batch) would otherwise spend much of a short run warming up.
         warm = min(1.0, max((step + 1) / max(c.warmup_steps, 1), fraction / 0.05))
+        scale = 1.0  # constant, and plateau: there a ReduceLROnPlateau callback lowers lr_scale
         if c.schedule == "cosine":
             f = min(max(fraction, 0.0), 1.0)
             scale = c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * f))
-        elif c.schedule == "plateau":
-            scale = self.state.lr_scale
-        else:
-            scale = 1.0
-        return c.lr * warm * scale
+        return c.lr * warm * scale * self.state.lr_scale
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = reason
@@ -452,20 +308,23 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "state": json.dumps(asdict(self.state)),
+            "callbacks": cbs.callback_states(self.callbacks),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
-        self.state = TrainState(**json.loads(d["state"]))
+        saved = json.loads(d["state"])
+        self.state = TrainState(**{k: v for k, v in saved.items() if k in _STATE_FIELDS})  # older files hold more
+        cbs.load_callback_states(self.callbacks, d.get("callbacks"), saved)
         self.optimizer.load_state_dict(d["optimizer"])
         self.generator.set_state(d["generator"])
         torch.set_rng_state(d["torch_rng"])
 
     def resume(self) -> None:
         """Continue from ``out_dir``'s newest whole checkpoint: weights, optimiser, step, schedule,
-        RNG. With none (killed before the first), the run starts again from step 0."""
+        RNG, callbacks. With none (killed before the first), the run starts again from step 0."""
         if self.out_dir is None:
             raise XuxieError("resume needs an output directory")
         d = ckpt.load_checkpoint(self.out_dir, self.model, self.device)
@@ -475,18 +334,7 @@ class Trainer:
             self.load_state_dict(d)
         _forget_log_after(self.out_dir / ckpt.LOG, self.state.step)
 
-    # -- checkpoints -------------------------------------------------------------------------
-    def save_best(self) -> None:
-        if self.out_dir is not None:
-            ckpt.save_weights(self.model, self.out_dir / ckpt.WEIGHTS, {"step": str(self.state.step)})
-
-    def save_checkpoint(self) -> None:
-        if self.out_dir is None:
-            return
-        if not (self.out_dir / ckpt.WEIGHTS).exists():
-            self.save_best()  # first, so that generate works as soon as a checkpoint exists
-        ckpt.save_checkpoint(self.out_dir, self.model, self.state_dict(), self.state.step)
-
+    # -- results -----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
         s = self.state
         return {"steps": s.step, "tokens": s.tokens, "seconds": round(s.elapsed, 1),
@@ -496,69 +344,34 @@ class Trainer:
                 "precision": "bf16" if self.amp_dtype == torch.bfloat16 else "fp32",
                 **{f"final_{k}": round(v, 5) for k, v in self.final_metrics.items() if k.startswith("val_") and k != "val_tokens"}}
 
-    def write_config(self) -> None:
-        if self.out_dir is None:
-            return
-        info = dict(self.run_info)
-        info["train"] = self.config.to_dict()
-        info["results"] = self.summary()
-        ckpt.write_config(self.out_dir, info)
+    def run_record(self) -> dict[str, Any]:
+        """What config.json says of the run: how it was set up, its training settings, its results so far."""
+        return {**self.run_info, "train": self.config.to_dict(), "results": self.summary()}
 
     # -- evaluation --------------------------------------------------------------------------
-    def _logits_targets(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(batch, PairBatch):
-            return self.model.forward_pairs(batch.src, batch.src_len, batch.tgt_in), batch.tgt_out
-        x, y = batch
-        logits, _ = self.model(x, None)
-        return logits, y
-
-    @torch.no_grad()
-    def evaluate_pairs(self, data: PairData, max_tokens: int | None = None, amp: bool = True) -> dict[str, float]:
-        r = pair_loss(self.model, data, max_tokens, self.amp_dtype if amp else None)
+    def evaluate(self, max_tokens: int | None = None, amp: bool = True) -> dict[str, float]:
+        """The objective's validation loss (``loss``, ``ppl``, ``tokens``) and ``bpc``."""
+        r = self.objective.evaluate(self.model, max_tokens, self.amp_dtype if amp else None)
         return {**r, "bpc": r["loss"] * self.chars_per_token / LN2}
 
-    @torch.no_grad()
-    def evaluate_ids(self, ids: np.ndarray, max_tokens: int | None = None, amp: bool = True) -> dict[str, float]:
-        if isinstance(ids, PairData):
-            return self.evaluate_pairs(ids, max_tokens, amp)
-        was_training = self.model.training
-        self.model.eval()
-        carry = self.model.carries_state
-        seq_len = 256 if carry else self.config.seq_len
-        total, count, state = 0.0, 0, None
-        dtype = self.amp_dtype if amp else None
-        try:
-            for x, y in eval_streams(ids, seq_len, 16, max_tokens):
-                x, y = x.to(self.device), y.to(self.device)
-                with torch.autocast(self.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                    logits, new_state = self.model(x, state if carry else None)
-                state = self.model.detach_state(new_state) if carry else None
-                total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum").item()
-                count += y.numel()
-        finally:
-            self.model.train(was_training)
-        loss = total / max(count, 1)
-        return {"loss": loss, "ppl": math.exp(min(loss, 50)), "bpc": loss * self.chars_per_token / LN2, "tokens": count}
+    def _val_metrics(self, final: bool) -> dict[str, Any]:
+        """Validation figures for a metrics dict: during training on ``eval_tokens`` with autocast;
+        the final ones — the figure to report — on the whole validation set in fp32."""
+        if self.val_ids is None:
+            return {}
+        r = self.evaluate(None if final else self.config.eval_tokens, amp=not final)
+        return {"val_loss": r["loss"], "val_ppl": r["ppl"], "val_bpc": r["bpc"], "val_tokens": r["tokens"]}
 
-    def _evaluate(self, final: bool = False) -> dict[str, float]:
+    def _evaluate(self) -> dict[str, Any]:
+        """The metrics dict callbacks get, and the run's best so far (:attr:`improved`)."""
         s = self.state
         metrics: dict[str, Any] = {"step": s.step, "elapsed": round(s.elapsed, 2), "tokens": s.tokens,
                                    "train_loss": s.train_loss, "lr": self.current_lr,
-                                   "tokens_per_s": round(self.tokens_per_second, 1)}
-        self.improved = False
-        if self.val_ids is not None:
-            r = self.evaluate_ids(self.val_ids, None if final else self.config.eval_tokens, amp=not final)
-            metrics.update(val_loss=r["loss"], val_ppl=r["ppl"], val_bpc=r["bpc"], val_tokens=r["tokens"])
-            key = r["loss"]
-        else:
-            key = s.train_loss
-        if key < s.best_val - 1e-4:
-            s.best_val, s.best_step, s.bad_evals = key, s.step, 0
-            self.improved = True
-        else:
-            s.bad_evals += 1
-            if self.config.schedule == "plateau" and s.bad_evals % max(self.config.plateau_patience, 1) == 0:
-                s.lr_scale *= self.config.plateau_factor
+                                   "tokens_per_s": round(self.tokens_per_second, 1), **self._val_metrics(final=False)}
+        loss = cbs.monitored(metrics)
+        self.improved = cbs.improves(loss, s.best_val)
+        if self.improved:
+            s.best_val, s.best_step = loss, s.step
         s.last_eval_step = s.step
         s.last_eval_time = s.elapsed
         return metrics
@@ -605,10 +418,7 @@ class Trainer:
         n = self.config.grad_accum
         total = 0.0
         for _ in range(n):
-            batch = self.batches.sample(self.generator)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.bfloat16, enabled=self.amp_dtype is not None):
-                logits, y = self._logits_targets(batch)
-            loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=PAD)
+            loss = self.objective.loss(self.model, self.batches.sample(self.generator), self.amp_dtype)
             (loss / n).backward()
             total += loss.item()
         if self.config.grad_clip > 0:
@@ -627,29 +437,26 @@ class Trainer:
         if t1 > t0:
             self.tokens_per_second = (n1 - n0) / (t1 - t0)
 
-    def _catch_stop_signals(self) -> dict[int, Any]:
-        """Ctrl-C, SIGTERM and SIGHUP stop at the next step boundary (so the checkpoint written is
-        consistent); a second one interrupts at once. Returns the handlers to restore (none off the
-        main thread). Installed even when SIGINT was inherited as ignored (a job started in the
-        background by a script): found when such a run never answered Ctrl-C in CI."""
-        self._stop_signal: int | None = None
-        if threading.current_thread() is not threading.main_thread():
-            return {}
-
-        def handler(signum, frame):
-            if self._stop_signal is not None:
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-
-        previous = {}
-        for signum in STOP_SIGNALS:
-            previous[signum] = signal.getsignal(signum)
-            signal.signal(signum, handler)
-        return previous
-
     @threads_scope("train")
     def fit(self) -> dict[str, Any]:
-        """Train until the budget is spent (or early stopping); returns the final metrics."""
+        """Train until the budget is spent (or a callback stops it); returns the final metrics."""
+        self._begin_session()
+        with StopSignals() as stop:
+            try:
+                self._call("on_train_begin")
+                while not self.budget_done() and self._stop_reason is None:
+                    if stop.received is not None:
+                        raise KeyboardInterrupt
+                    self._step()
+            except KeyboardInterrupt:
+                self._tick()
+                self._call("on_interrupt")
+                signum = stop.received or signal.SIGINT
+                raise TrainingInterrupted(f"interrupted ({signal.Signals(signum).name}) at step {self.state.step}; the checkpoint is saved — "
+                                          "continue with --resume", signum) from None
+        return self._finish()
+
+    def _begin_session(self) -> None:
         s = self.state
         if s.finished and self.budget_done():
             raise XuxieError(f"this run already reached its budget (step {s.step}, {s.elapsed / 60:.1f} min); raise --steps/--epochs/--time to train further")
@@ -658,72 +465,45 @@ class Trainer:
         self._session_start = time.perf_counter()
         self._session_elapsed0 = s.elapsed
         self._rate_window = [(self._session_start, s.tokens)]
-        for cb in self.callbacks:
-            cb.on_train_begin(self)
-        previous_handlers = self._catch_stop_signals()
-        try:
-            if self.out_dir is not None:
-                ckpt.remove_stale_temporaries(self.out_dir)
-                self.write_config()
-            while not self.budget_done() and self._stop_reason is None:
-                if self._stop_signal is not None:
-                    raise KeyboardInterrupt
-                frac = self.progress_fraction()[1]
-                self.current_lr = self.lr_at(s.step, frac)
-                loss = self._train_step(self.current_lr)
-                if not math.isfinite(loss):
-                    raise XuxieError(f"training diverged at step {s.step + 1} (loss {loss}); lower --lr or raise --warmup")
-                s.step += 1
-                s.tokens += self.batches.tokens_per_batch * self.config.grad_accum
-                s.train_loss = loss if math.isnan(s.train_loss) else 0.98 * s.train_loss + 0.02 * loss
-                self._tick()
-                if self._eval_due() and not self.budget_done():
-                    metrics = self._evaluate()
-                    for cb in self.callbacks:
-                        cb.on_evaluate(self, metrics)
-                    self._tick()
-                # After the evaluation: a checkpoint written here is resumed after this step's
-                # evaluation, so a resumed run repeats exactly what an unbroken one does.
-                for cb in self.callbacks:
-                    cb.on_step_end(self, loss)
-        except KeyboardInterrupt:
+
+    def _step(self) -> None:
+        s = self.state
+        self.current_lr = self.lr_at(s.step, self.progress_fraction()[1])
+        loss = self._train_step(self.current_lr)
+        if not math.isfinite(loss):
+            raise XuxieError(f"training diverged at step {s.step + 1} (loss {loss}); lower --lr or raise --warmup")
+        s.step += 1
+        s.tokens += self.batches.tokens_per_batch * self.config.grad_accum
+        s.train_loss = loss if math.isnan(s.train_loss) else 0.98 * s.train_loss + 0.02 * loss
+        self._tick()
+        if self._eval_due() and not self.budget_done():
+            self._call("on_evaluate", self._evaluate())
             self._tick()
-            for cb in self.callbacks:
-                cb.on_interrupt(self)
-            signum = self._stop_signal or signal.SIGINT
-            raise TrainingInterrupted(f"interrupted ({signal.Signals(signum).name}) at step {s.step}; the checkpoint is saved — "
-                                      "continue with --resume", signum) from None
-        finally:
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
+        # After the evaluation: a checkpoint written here is resumed after this step's
+        # evaluation, so a resumed run repeats exactly what an unbroken one does.
+        self._call("on_step_end", loss)
+
+    def _finish(self) -> dict[str, Any]:
+        s = self.state
         if s.last_eval_step != s.step:
-            metrics = self._evaluate()
-            for cb in self.callbacks:
-                cb.on_evaluate(self, metrics)
-        # The figure to report: the final weights on the whole validation set, in fp32.
+            self._call("on_evaluate", self._evaluate())
         final: dict[str, Any] = {"step": s.step, "elapsed": round(s.elapsed, 2), "tokens": s.tokens,
-                                 "tokens_per_s": round(self.tokens_per_second, 1)}
-        if self.val_ids is not None:
-            r = self.evaluate_ids(self.val_ids, None, amp=False)
-            final.update(val_loss=r["loss"], val_ppl=r["ppl"], val_bpc=r["bpc"], val_tokens=r["tokens"])
+                                 "tokens_per_s": round(self.tokens_per_second, 1), **self._val_metrics(final=True)}
         self.final_metrics = final
         s.finished = True
         if self._stop_reason:
             final["stopped"] = self._stop_reason
-        for cb in self.callbacks:
-            cb.on_train_end(self, final)
+        self._call("on_train_end", final)
         return final
 
+    def _call(self, event: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            getattr(cb, event)(self, *args)
 
-def default_callbacks(config: TrainConfig, console=None, progress: bool = True) -> list[Callback]:
-    cbs: list[Callback] = [MetricsLog(), Checkpoint(), EarlyStopping(config.patience),
-                           SamplePreview(config.preview_temperatures, config.preview_length, console)]
-    if progress:
-        cbs.insert(0, ProgressBar(console))
-    return cbs
 
+_STATE_FIELDS = {f.name for f in fields(TrainState)}
 
 __all__ = [
-    "Callback", "Checkpoint", "EarlyStopping", "MetricsLog", "ProgressBar", "SamplePreview",
+    "Callback", "Checkpoint", "EarlyStopping", "MetricsLog", "ProgressBar", "ReduceLROnPlateau", "SamplePreview",
     "TrainConfig", "TrainState", "Trainer", "TrainingInterrupted", "autocast_dtype", "default_callbacks", "pair_loss",
 ]

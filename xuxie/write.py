@@ -214,13 +214,61 @@ def render(session: WritingSession, top: int) -> str:
     return "\n".join(lines)
 
 
+def _perform(session: WritingSession, line: str, top: int, write: Callable[[str], None]) -> bool | None:
+    """Carry out one command line; returns whether to show the text again (``None``: quit)."""
+    cmd, _, arg = line.strip().partition(" ")
+    arg = arg.strip()
+    if cmd in ("q", "quit", "exit"):
+        return None
+    if cmd in ("?", "h", "help"):
+        write(HELP)
+        return False
+    if cmd.isdigit() and not arg:
+        options = session.top(top)
+        n = int(cmd)
+        if not 1 <= n <= len(options):
+            raise XuxieError(f"choose an option from 1 to {len(options)}")
+        session.pick(options[n - 1][0])
+    elif cmd == "w" and (not arg or arg.isdigit()):
+        k = int(arg) if arg else 10
+        with ctrl_c_stops() as pressed:
+            written = session.write(k, stop=pressed)
+        if written < k:
+            write(f"stopped after {written} of {k} tokens (Ctrl-C); the text is kept")
+    elif cmd == "u" and not arg:
+        if not session.undo():
+            write("nothing to undo")
+    elif cmd == "s":
+        if not arg:
+            raise XuxieError("s needs a file name: s story.txt")
+        session.save(arg)
+        write(f"saved {len(session.text)} characters to {arg}")
+        return False
+    elif cmd == "temp":
+        session.temperature = _temperature(arg)
+    else:
+        text = line[2:] if cmd == "t" else line
+        session.type_text(text.replace("\\n", "\n"))
+    return True
+
+
+def _temperature(arg: str) -> float:
+    try:
+        t = float(arg)
+    except ValueError:
+        t = float("nan")
+    if not t >= 0:
+        raise XuxieError(f"temperature must be 0 (greedy) or positive, got {arg!r}")
+    return t
+
+
 def run(session: WritingSession, top: int = 10, read: Callable[[str], str] = input, write: Callable[[str], None] | None = None) -> int:
     """The command loop; returns the exit code."""
     if write is None:
         def write(s: str) -> None:
             sys.stdout.write(s + "\n")
             sys.stdout.flush()
-    show = True
+    show: bool | None = True
     while True:
         if show:
             write(render(session, top))
@@ -230,55 +278,19 @@ def run(session: WritingSession, top: int = 10, read: Callable[[str], str] = inp
         except EOFError:
             write("")
             return 0
-        cmd, _, arg = line.strip().partition(" ")
-        arg = arg.strip()
+        if not line.strip():
+            continue
         with warnings_shown(write):
             try:
-                if not line.strip():
-                    continue
-                if cmd in ("q", "quit", "exit"):
-                    return 0
-                if cmd in ("?", "h", "help"):
-                    write(HELP)
-                    show = False
-                elif cmd.isdigit() and not arg:
-                    options = session.top(top)
-                    n = int(cmd)
-                    if not 1 <= n <= len(options):
-                        raise XuxieError(f"choose an option from 1 to {len(options)}")
-                    session.pick(options[n - 1][0])
-                elif cmd == "w" and (not arg or arg.isdigit()):
-                    k = int(arg) if arg else 10
-                    with ctrl_c_stops() as pressed:
-                        written = session.write(k, stop=pressed)
-                    if written < k:
-                        write(f"stopped after {written} of {k} tokens (Ctrl-C); the text is kept")
-                elif cmd == "u" and not arg:
-                    if not session.undo():
-                        write("nothing to undo")
-                elif cmd == "s":
-                    if not arg:
-                        raise XuxieError("s needs a file name: s story.txt")
-                    session.save(arg)
-                    write(f"saved {len(session.text)} characters to {arg}")
-                    show = False
-                elif cmd == "temp":
-                    try:
-                        t = float(arg)
-                    except ValueError:
-                        t = float("nan")
-                    if not t >= 0:
-                        raise XuxieError(f"temperature must be 0 (greedy) or positive, got {arg!r}")
-                    session.temperature = t
-                else:
-                    text = line[2:] if cmd == "t" else line
-                    session.type_text(text.replace("\\n", "\n"))
+                show = _perform(session, line, top, write)
             except XuxieError as e:
                 write(f"error: {e}")
                 show = False
             except OSError as e:
                 write(f"error: could not save: {e}")
                 show = False
+        if show is None:
+            return 0
 
 
 __all__ = ["HELP", "WritingSession", "ctrl_c_stops", "render", "run", "samples_file_text", "show_token", "warnings_shown"]

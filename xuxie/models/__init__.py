@@ -1,7 +1,7 @@
 """Model families behind one interface (see :class:`LanguageModel`)."""
 
 from .attention_rnn import AttentionRNNConfig, AttentionRNNLanguageModel
-from .base import REGISTRY, LanguageModel, build_model, config_fields, model_from_config, register
+from .base import REGISTRY, LanguageModel, ModelConfig, build_model, config_fields, is_encoder_decoder, model_from_config, register
 from .rnn import RNNConfig, RNNLanguageModel
 from .seq2seq import Seq2SeqConfig, Seq2SeqModel, Seq2SeqState
 from .transformer import PRESETS, KVCache, TransformerConfig, TransformerLanguageModel
@@ -12,5 +12,5 @@ __all__ = [
     "ARCHITECTURES", "AttentionRNNConfig", "AttentionRNNLanguageModel", "PRESETS", "REGISTRY", "KVCache", "LanguageModel", "RNNConfig", "RNNLanguageModel",
     "Seq2SeqConfig", "Seq2SeqModel", "Seq2SeqState",
     "TransformerConfig", "TransformerLanguageModel",
-    "build_model", "config_fields", "model_from_config", "register",
+    "ModelConfig", "build_model", "config_fields", "is_encoder_decoder", "model_from_config", "register",
 ]

@@ -16,18 +16,21 @@ sequence (tested).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..errors import XuxieError
-from .base import LanguageModel, register
+from .base import LanguageModel, ModelConfig, register
 
 
 @dataclass
-class AttentionRNNConfig:
+class AttentionRNNConfig(ModelConfig):
+    """textgenrnn's layout with measured sizes (README)."""
+
     vocab_size: int
     embed_dim: int = 100
     hidden_size: int = 256
@@ -35,6 +38,12 @@ class AttentionRNNConfig:
     window: int = 40
     dropout: float = 0.0
     bidirectional: bool = False  # textgenrnn's option: re-reads the window for every position
+
+    derived_train_defaults: ClassVar[dict[str, str]] = {"seq_len": "its --window when bidirectional"}
+
+    def adjust_train_config(self, train: Any, given: Collection[str], data: Any) -> None:
+        if self.bidirectional and "seq_len" not in given:
+            train.seq_len = self.window  # every position re-reads its window: keep training windows short
 
     def __post_init__(self) -> None:
         if min(self.embed_dim, self.hidden_size, self.num_layers) < 1:

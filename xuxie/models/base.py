@@ -1,14 +1,32 @@
-"""The interface every model family implements, and the registry from ``arch`` name to class."""
+"""The interface every model family implements, the registry from ``arch`` name to class, and the
+one home of each family's defaults: its config dataclass (a :class:`ModelConfig`) declares the model
+defaults as its fields and the training defaults beside them."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..errors import XuxieError
+
+
+class ModelConfig:
+    """Base of every family's config dataclass. The dataclass fields are the family's model
+    defaults; these class attributes and :meth:`adjust_train_config` are its training defaults."""
+
+    #: :class:`~xuxie.training.TrainConfig` fields whose default differs for this family (measured; README)
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    #: the training defaults :meth:`adjust_train_config` derives, in words (for ``--help`` and README)
+    derived_train_defaults: ClassVar[dict[str, str]] = {}
+
+    def adjust_train_config(self, train: Any, given: Collection[str], data: Any) -> None:
+        """Set the training settings the user did not give (names in ``given``) that follow from
+        this model or from its encoded training ``data``; check those given against the model.
+        Called once, for a new run (a resumed run keeps the settings it began with)."""
 
 
 class LanguageModel(nn.Module):
@@ -72,6 +90,46 @@ REGISTRY: dict[str, tuple[type[LanguageModel], dict[str, Any]]] = {}
 
 def register(name: str, cls: type[LanguageModel], **fixed: Any) -> None:
     REGISTRY[name] = (cls, fixed)
+
+
+def config_class(arch: str) -> type[ModelConfig]:
+    return _lookup(arch)[0].config_class
+
+
+def train_defaults(arch: str) -> dict[str, Any]:
+    """The training defaults ``arch`` declares; none for an unknown name (building its model says so)."""
+    return dict(REGISTRY[arch][0].config_class.train_defaults) if arch in REGISTRY else {}
+
+
+def is_encoder_decoder(arch: str) -> bool:
+    """Whether ``arch`` answers an input (trains on source→target pairs); False for an unknown name."""
+    return arch in REGISTRY and REGISTRY[arch][0].is_encoder_decoder
+
+
+def default_config(arch: str) -> ModelConfig:
+    """``arch``'s config with every default filled in (sizes from a preset too), for ``--help`` and README."""
+    cls, fixed = _lookup(arch)
+    return cls.config_class(vocab_size=1, **fixed)
+
+
+def declared_defaults(arch: str) -> dict[str, Any]:
+    """The model options ``arch``'s config declares a value for (``None`` defaults, which the
+    config derives, are left out), without the vocabulary size and the fields fixed by the name."""
+    cls, fixed = _lookup(arch)
+    out = {}
+    for f in dataclasses.fields(cls.config_class):
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if f.name != "vocab_size" and f.name not in fixed and value is not None and value is not dataclasses.MISSING:
+            out[f.name] = value
+    return out
+
+
+def families() -> dict[type[ModelConfig], list[str]]:
+    """The architecture names of each family (config class), in registration order."""
+    out: dict[type[ModelConfig], list[str]] = {}
+    for name, (cls, _) in REGISTRY.items():
+        out.setdefault(cls.config_class, []).append(name)
+    return out
 
 
 def config_fields(arch: str) -> set[str]:

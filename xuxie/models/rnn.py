@@ -13,13 +13,15 @@ import torch
 from torch import nn
 
 from ..errors import XuxieError
-from .base import LanguageModel, register
+from .base import LanguageModel, ModelConfig, register
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
 @dataclass
-class RNNConfig:
+class RNNConfig(ModelConfig):
+    """char-rnn sizes (chosen by measurement on 2 CPU cores, README); trains with TrainConfig's defaults."""
+
     vocab_size: int
     cell: str = "lstm"
     hidden_size: int = 512

@@ -14,15 +14,16 @@ goes on from them (one extra forward over half a window every ``context // 2`` t
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import XuxieError
-from .base import LanguageModel, register
+from .base import LanguageModel, ModelConfig, register
 
 #: name -> (layers, heads, width, context); chosen by measurement on 2 CPU cores (README).
 PRESETS: dict[str, dict[str, int]] = {
@@ -31,11 +32,15 @@ PRESETS: dict[str, dict[str, int]] = {
     "base": {"n_layer": 6, "n_head": 6, "n_embd": 384, "context": 256},
 }
 DEFAULT_PRESET = "tiny"
+#: narrower models train in fp32 unless --precision says otherwise (README: bf16 no faster at width 128)
+BF16_MIN_WIDTH = 256
 POSITIONS = ("rotary", "learned")
 
 
 @dataclass
-class TransformerConfig:
+class TransformerConfig(ModelConfig):
+    """Sizes from a preset (measured, README); training windows are the model's context."""
+
     vocab_size: int
     preset: str | None = None  # fills the sizes not given; None: DEFAULT_PRESET
     n_layer: int | None = None
@@ -48,6 +53,19 @@ class TransformerConfig:
     bias: bool = True
     tie_weights: bool = True
     extra: dict[str, Any] = field(default_factory=dict)  # room for later options without breaking old configs
+
+    #: measured on 2 cores (README, transformer section: batch 8 × context 128 at lr 3e-3 learnt most per minute)
+    train_defaults: ClassVar[dict[str, Any]] = {"lr": 3e-3, "batch_size": 8}
+    derived_train_defaults: ClassVar[dict[str, str]] = {"seq_len": "its context", "precision": f"fp32 below width {BF16_MIN_WIDTH}"}
+
+    def adjust_train_config(self, train: Any, given: Collection[str], data: Any) -> None:
+        if self.n_embd < BF16_MIN_WIDTH and "precision" not in given:
+            train.precision = "fp32"  # narrow transformers: bf16 autocast measured no faster, and a little worse
+        if "seq_len" not in given:
+            train.seq_len = self.context
+        elif train.seq_len > self.context and self.positions == "learned":
+            raise XuxieError(f"--seq-len {train.seq_len} is longer than the model's context {self.context} (learned positions); "
+                             f"use --seq-len {self.context} or less, or a longer --context")
 
     def __post_init__(self) -> None:
         name = self.preset or DEFAULT_PRESET

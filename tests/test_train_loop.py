@@ -1,0 +1,88 @@
+"""The trainer as a loop: callbacks that own their state (and resume it, from old checkpoints too),
+one evaluation shared by the trainer and TextGenerator, and defaults read from the model families."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from xuxie import Callback, TextGenerator
+from xuxie.checkpoint import checkpoints
+from xuxie.corpus import corpus_from_text
+from xuxie.training import Checkpoint, EarlyStopping, MetricsLog, ReduceLROnPlateau
+
+# Nothing improves at this learning rate: the plateau halves it every 2 evaluations and early
+# stopping ends the run after 4.
+STUCK = dict(steps=40, eval_interval=3, eval_tokens=600, schedule="plateau", plateau_patience=2, patience=4, lr=1e-9, warmup_steps=1,
+             log_every=1, seq_len=48, batch_size=16, preview_length=0, progress=False, precision="fp32")
+TINY = {"hidden_size": 32, "dropout": 0.1}
+
+
+def _log(path: Path) -> list[tuple]:
+    records = [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines()]
+    return [(r["event"], r.get("step"), r.get("lr"), r.get("val_loss"), r.get("stopped")) for r in records]
+
+
+class _InterruptAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, trainer, loss):
+        if trainer.state.step == self.step:
+            raise KeyboardInterrupt
+
+
+def _as_written_before_callbacks_kept_state(out: Path) -> None:
+    """Rewrite the newest checkpoint as an older xuxie wrote it: the trainer kept the plateau
+    counter (``bad_evals``) in its own state, and there were no callback states."""
+    f = checkpoints(out)[0] / "trainer_state.pt"
+    d = torch.load(f, weights_only=True)
+    plateau = json.loads(d.pop("callbacks"))["EarlyStopping"]
+    state = json.loads(d["state"])
+    d["state"] = json.dumps({**state, "bad_evals": plateau["bad_evals"]})
+    torch.save(d, f)
+
+
+@pytest.mark.parametrize("old_format", [False, True], ids=["callback-state", "old-trainer-state"])
+def test_early_stopping_and_plateau_resume_exactly(shakespeare_text, tmp_path, old_format):
+    text = shakespeare_text[:60_000]
+    TextGenerator.train(text, out=tmp_path / "a", model_options=TINY, **STUCK)
+    callbacks = [MetricsLog(), EarlyStopping(STUCK["patience"]), Checkpoint(), _InterruptAt(10)]
+    with pytest.raises(KeyboardInterrupt):
+        TextGenerator.train(text, out=tmp_path / "b", model_options=TINY, callbacks=callbacks, **STUCK)
+    if old_format:
+        _as_written_before_callbacks_kept_state(tmp_path / "b")
+    TextGenerator.train(text, out=tmp_path / "b", resume=True, **STUCK)
+    straight, resumed = _log(tmp_path / "a"), _log(tmp_path / "b")
+    assert resumed == straight
+    assert straight[-1][1] == 15 and straight[-1][4].startswith("early stop")  # stopped by the restored counter
+    assert sorted({r[2] for r in straight if r[2]}) == [5e-10, 1e-9]  # and the learning rate lowered once, after resume
+
+
+def test_plateau_schedule_works_with_a_callback_list_of_ones_own(shakespeare_text, tmp_path):
+    """--schedule plateau is a ReduceLROnPlateau callback; the trainer adds it to a list without one."""
+    TextGenerator.train(shakespeare_text[:60_000], out=tmp_path / "m", model_options=TINY, callbacks=[MetricsLog(), Checkpoint()],
+                        **{**STUCK, "patience": 0, "steps": 15})
+    lrs = [r[2] for r in _log(tmp_path / "m") if r[0] == "train"]
+    assert lrs[0] == 1e-9 and lrs[-1] == 5e-10  # halved after the evaluations at steps 6 and 9 (none improved)
+    assert ReduceLROnPlateau(0.5, 2).state_dict() == {"best": float("inf"), "bad_evals": 0}
+
+
+def test_evaluate_scores_like_the_trainer(shakespeare_text, tmp_path):
+    """TextGenerator.evaluate and the trainer's final evaluation are one evaluation."""
+    text = shakespeare_text[:30_000]
+    opts = {"n_layer": 1, "n_head": 2, "n_embd": 32, "context": 32}
+    tg = TextGenerator.train(text, arch="transformer", out=tmp_path / "t", model_options=opts, steps=6, eval_interval=3,
+                             val_fraction=0.1, preview_length=0, progress=False, precision="fp32")
+    val_text = corpus_from_text(text, "text").split(0.1)[1].text  # what the trainer validated on
+    assert tg.evaluate(val_text)["loss"] == pytest.approx(tg.config["results"]["final_val_loss"], abs=1e-5)
+
+
+def test_readme_table_of_defaults_is_read_from_the_families():
+    from xuxie.defaults import defaults_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert defaults_table() in readme, "README's defaults table is stale: paste `python -m xuxie.defaults`"
