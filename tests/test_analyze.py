@@ -192,12 +192,13 @@ def test_glyph_check_would_catch_missing_glyphs(tmp_path):
 
 def test_batched_logprob_equals_sequence_logprob(small_shakespeare_model):
     from xuxie.decoding import sequence_logprob
-    from xuxie.report import _mean_logprob, _Model
+    from xuxie.report.collection import ModelRun
+    from xuxie.report.scoring import mean_logprob
 
     tg = small_shakespeare_model
-    m = _Model("m", tg, None, tg.decoding.prompt_ids("ROMEO:"), list(tg.decoding.suppress))
+    m = ModelRun("m", tg, None, tg.decoding.prompt_ids("ROMEO:"), list(tg.decoding.suppress))
     texts = tg.generate(11, "ROMEO:", temperature=1.0, max_new_tokens=50, seed=3, include_prompt=False) + ["", " the"]
-    mean, count = _mean_logprob(m, texts, 50)
+    mean, count = mean_logprob(m, texts, 50)
     seqs = [tg.tokenizer.encode(t) for t in texts if t]
     expect = sum(sequence_logprob(tg.model, m.prompt_ids, q, m.suppress) for q in seqs) / sum(map(len, seqs))
     assert count == sum(map(len, seqs))
@@ -208,7 +209,7 @@ def test_strided_logprob_for_learned_positions(shakespeare_text):
     """A transformer with learned positions cannot read past its context: samples longer than it
     are scored in half-context strides; within the context that equals the plain score."""
     from xuxie.decoding import sequence_logprob
-    from xuxie.report import _strided_logprob
+    from xuxie.report.scoring import strided_logprob
 
     tg = TextGenerator.train(shakespeare_text[:20_000], arch="transformer", steps=2, batch_size=4, eval_interval=2, preview_length=0,
                              progress=False, model_options={"context": 16, "positions": "learned", "n_layer": 1, "n_head": 2, "n_embd": 32})
@@ -216,14 +217,16 @@ def test_strided_logprob_for_learned_positions(shakespeare_text):
     assert model.config.context == 16
     prompt = tg.tokenizer.encode("ROMEO: ")
     short = tg.tokenizer.encode("Hello th")  # 7 + 8 = 15 tokens, within the context
-    assert _strided_logprob(model, prompt, short, [], 16) == pytest.approx(sequence_logprob(model, prompt, short), abs=1e-4)
+    assert strided_logprob(model, prompt, short, [], 16) == pytest.approx(sequence_logprob(model, prompt, short), abs=1e-4)
     long = tg.tokenizer.encode("First Citizen: Before we proceed any further, hear me speak.")
-    value = _strided_logprob(model, prompt, long, [], 16)
+    value = strided_logprob(model, prompt, long, [], 16)
     assert value < 0 and value == value
 
 
 def test_training_log_and_samples_md_parsing(tmp_path):
-    from xuxie.report import _pick_sections, _samples_md_sections, read_training_log
+    from xuxie.report import read_training_log
+    from xuxie.report.collection import samples_md_sections
+    from xuxie.report.sections import pick_sections
 
     (tmp_path / "log.jsonl").write_text(
         '{"event": "train", "step": 50, "loss": 2.5, "loss_avg": 2.7}\n'
@@ -235,9 +238,9 @@ def test_training_log_and_samples_md_parsing(tmp_path):
     assert log == {"train_step": [50.0, 60.0, 100.0], "train_loss": [2.7, 2.4, 2.1], "val_step": [60.0], "val_loss": [2.3]}
     assert read_training_log(tmp_path / "nothing") is None
     md = "".join(f"\n## step {s} · 1 s · val loss 2.0\n\n**temperature 0.2**\n\n```\nline <{s}>\n\nmore\n```\n" for s in range(10))
-    sections = _samples_md_sections(md)
+    sections = samples_md_sections(md)
     assert len(sections) == 10 and sections[3] == ("step 3 · 1 s · val loss 2.0", [("temperature 0.2", "line <3>\n\nmore")])
-    picked, omitted = _pick_sections(sections, 6)
+    picked, omitted = pick_sections(sections, 6)
     assert picked[0] == sections[0] and picked[-1] == sections[-1] and len(picked) + omitted == 10
 
 
