@@ -413,35 +413,14 @@ def self_bleu(texts: Sequence[str], tokenize: str | Tokenizer | None = None) -> 
     from sacrebleu.metrics.helpers import extract_all_word_ngrams
 
     texts = _check_texts(texts, min_count=2)
-    if callable(tokenize):
-        bleu = BLEU(tokenize="none")
-        segs = [" ".join(tokenize(t)) for t in texts]
-    else:
-        name = "zh" if tokenize is None else tokenize
-        try:
-            bleu = BLEU(tokenize=name)
-        except Exception as e:  # unknown name, or a tokenizer whose extra package is missing
-            raise XuxieError(f"sacrebleu tokenizer {name!r} is not usable ({e}); try 'zh', '13a' or 'char'") from None
-        segs = [bleu.tokenizer(t.rstrip()) for t in texts]
+    bleu, segs = _bleu_segments(texts, tokenize)
     order = bleu.max_ngram_order
     counts, lens = [], []
     for s in segs:
         c, length = extract_all_word_ngrams(s, 1, order)
         counts.append(c)
         lens.append(length)
-    # largest count of each n-gram with its sample, and the second largest (from another sample)
-    best: dict = {}
-    second: dict = {}
-    for i, c in enumerate(counts):
-        for g, k in c.items():
-            b = best.get(g)
-            if b is None:
-                best[g] = (k, i)
-            elif k > b[0]:
-                second[g] = b[0]
-                best[g] = (k, i)
-            elif k > second.get(g, 0):
-                second[g] = k
+    best, second = _two_largest_counts(counts)
     lens_arr = np.asarray(lens, dtype=np.int64)
     scores = []
     for i, c in enumerate(counts):
@@ -459,6 +438,38 @@ def self_bleu(texts: Sequence[str], tokenize: str | Tokenizer | None = None) -> 
         ref_len = int(others[diff == diff.min()].min())
         scores.append(BLEU.compute_bleu(correct, total, lens[i], ref_len, smooth_method="exp", effective_order=True).score)
     return float(np.mean(scores))
+
+
+def _bleu_segments(texts: list[str], tokenize: str | Tokenizer | None):
+    """sacrebleu's BLEU with the tokenizer :func:`self_bleu` asks for, and each text tokenized by it."""
+    from sacrebleu.metrics.bleu import BLEU
+
+    if callable(tokenize):
+        return BLEU(tokenize="none"), [" ".join(tokenize(t)) for t in texts]
+    name = "zh" if tokenize is None else tokenize
+    try:
+        bleu = BLEU(tokenize=name)
+    except Exception as e:  # unknown name, or a tokenizer whose extra package is missing
+        raise XuxieError(f"sacrebleu tokenizer {name!r} is not usable ({e}); try 'zh', '13a' or 'char'") from None
+    return bleu, [bleu.tokenizer(t.rstrip()) for t in texts]
+
+
+def _two_largest_counts(counts: list[dict]) -> tuple[dict, dict]:
+    """For each n-gram: its largest count with the sample holding it, and the second largest
+    count (from another sample) — what clipping against "all the other samples" needs."""
+    best: dict = {}
+    second: dict = {}
+    for i, c in enumerate(counts):
+        for g, k in c.items():
+            b = best.get(g)
+            if b is None:
+                best[g] = (k, i)
+            elif k > b[0]:
+                second[g] = b[0]
+                best[g] = (k, i)
+            elif k > second.get(g, 0):
+                second[g] = k
+    return best, second
 
 
 # --------------------------------------------------------------------------- lengths, summary

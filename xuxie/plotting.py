@@ -223,12 +223,7 @@ def plot_attention(
     is written to a temporary file beside ``path`` and renamed over it, so a crash never leaves a
     half-written image.
     """
-    path = Path(path)
-    if path.suffix == "":
-        path = path.with_suffix(".png")
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise XuxieError(f"cannot save a plot as '{path.suffix}' ({path}); use .png, .pdf or .svg")
+    path, fmt = _image_path(path)
     source = [str(t) for t in source_tokens]
     target = [str(t) for t in target_tokens]
     if not source or not target:
@@ -239,31 +234,51 @@ def plot_attention(
             f"attention weights have shape {arr.shape} but there are {len(target)} generated and {len(source)} source tokens; "
             f"expected ({len(target)}, {len(source)})"
         )
-
     configure_matplotlib()
-    from matplotlib.figure import Figure
+    fig, dpi = _heatmap(arr, [display_token(t) for t in source], [display_token(t) for t in target], title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+    return path
 
-    # Size: one label's height per token (about 1.6 x the font size), at most 40 inches per side.
-    n = max(len(source), len(target))
+
+def _image_path(path: str | Path) -> tuple[Path, str]:
+    """The path to write (``.png`` added when there is no suffix) and its image format."""
+    path = Path(path)
+    if path.suffix == "":
+        path = path.with_suffix(".png")
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise XuxieError(f"cannot save a plot as '{path.suffix}' ({path}); use .png, .pdf or .svg")
+    return path, fmt
+
+
+def _heatmap_size(n_source: int, n_target: int) -> tuple[float, float, float, int]:
+    """(font size, width, height in inches, dpi): one label's height per token (about 1.6 x the
+    font size), at most 40 inches per side."""
+    n = max(n_source, n_target)
     fontsize = _BASE_FONTSIZE if n <= _LONG else max(4.0, _BASE_FONTSIZE * _LONG / n)
     margin = 3.0  # labels, colorbar, title (bbox_inches="tight" trims what is not needed)
     cell = fontsize / 72 * 1.6
     if n * cell > _MAX_INCHES - margin:
         cell = (_MAX_INCHES - margin) / n
         fontsize = cell * 72 / 1.6
-    width = min(_MAX_INCHES, max(4.0, len(source) * cell + margin))
-    height = min(_MAX_INCHES, max(3.0, len(target) * cell + margin))
+    width = min(_MAX_INCHES, max(4.0, n_source * cell + margin))
+    height = min(_MAX_INCHES, max(3.0, n_target * cell + margin))
     dpi = 150 if max(width, height) <= 30 else 120  # tiny labels on big plots stay a few pixels tall
+    return fontsize, width, height, dpi
 
-    src_labels = [display_token(t) for t in source]
-    tgt_labels = [display_token(t) for t in target]
 
+def _heatmap(arr: np.ndarray, src_labels: list[str], tgt_labels: list[str], title: str | None):
+    """The heatmap figure of ``arr`` (generated tokens down, source tokens across), and its dpi."""
+    from matplotlib.figure import Figure
+
+    fontsize, width, height, dpi = _heatmap_size(len(src_labels), len(tgt_labels))
     fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
     ax = fig.add_subplot()
     vmax = float(arr.max()) if arr.max() > 0 else 1.0
     im = ax.imshow(arr, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto", interpolation="nearest")
-    ax.set_xticks(range(len(source)))
-    ax.set_yticks(range(len(target)))
+    ax.set_xticks(range(len(src_labels)))
+    ax.set_yticks(range(len(tgt_labels)))
     ax.set_xticklabels(src_labels, fontsize=fontsize, parse_math=False)
     for tick, text in zip(ax.xaxis.get_major_ticks(), src_labels):
         # single characters (a CJK character, a '␣') stay upright, longer tokens turn
@@ -281,10 +296,7 @@ def plot_attention(
     cbar.set_label("attention weight", fontsize=label_size)
     if title:
         fig.suptitle(title, fontsize=max(fontsize + 2, 10.0), parse_math=False)
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-    return path
+    return fig, dpi
 
 
 __all__ = ["PREFERRED_CJK_FONTS", "cjk_font", "configure_matplotlib", "plot_attention"]
