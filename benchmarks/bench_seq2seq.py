@@ -57,6 +57,27 @@ def decode_speed(tg: TextGenerator, ids: list[int], tokens: int = 200) -> None:
 
 
 def main() -> None:
+    args = _arguments()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    pairs = continuation_pairs(read_corpus("hongloumeng"))
+    tg = _trained_model(args, pairs)
+    _, val = pairs.split(0.1)
+    n = min(args.pairs, len(val.documents))
+    decoder = _Decoder(tg)
+    systems = _compare_systems(decoder, val.documents[:n], val.targets[:n])
+    _beam_against_greedy(decoder, val.documents[:n])
+    _show_continuations(systems, val.documents[:n], val.targets[:n])
+    decode_speed(tg, decoder.source_ids(val.documents[0]))
+    if args.plot:
+        src = next(s for s in val.documents[:n] if not tg.tokenizer.unknown_chars(s[:60]))[:60]
+        ans = tg.continue_text(src, temperature=0, max_new_tokens=40)
+        print(f"\nattention heatmap: {tg.plot_attention(src, ans, args.plot)}")
+
+
+def _arguments():
     ap = parser(__doc__)
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--pairs", type=int, default=100, help="held-out pairs to decode")
@@ -67,13 +88,11 @@ def main() -> None:
     ap.add_argument("--plot", default="seq2seq_attention.png")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (1 avoids thrashing on a shared machine)")
     ap.add_argument("--model", default=None, help="evaluate this trained model directory instead of training one")
-    args = ap.parse_args()
-    if args.threads:
-        import torch
+    return ap.parse_args()
 
-        torch.set_num_threads(args.threads)
 
-    pairs = continuation_pairs(read_corpus("hongloumeng"))
+def _trained_model(args, pairs) -> TextGenerator:
+    """The model of ``--model``, or one trained for ``--minutes``; prints how its training went."""
     if args.model:
         out = Path(args.model)
         tg = TextGenerator.load(out)
@@ -88,60 +107,70 @@ def main() -> None:
     evals = [json.loads(line) for line in (out / LOG).read_text().splitlines() if '"eval"' in line]
     print("validation perplexity by evaluation: " + ", ".join(f"step {e['step']}: {e['val_ppl']:.1f}" for e in evals))
     print(f"final validation loss {r['final_val_loss']:.4f} nats/char, perplexity {r['final_val_ppl']:.1f}")
+    return tg
 
-    _, val = pairs.split(0.1)
-    n = min(args.pairs, len(val.documents))
-    sources, targets = val.documents[:n], val.targets[:n]
-    model, tok = tg.model, tg.tokenizer
-    length = int(model.config.max_target_len)
-    suppress = list(tg.decoding.suppress)
-    eos = tg.decoding.eos_id
 
-    limit = int(model.config.max_source_len)
+class _Decoder:
+    """The model's decoding setup, for answering held-out sources with a given configuration."""
 
-    def source_ids(text: str) -> list[int]:  # held-out text may have characters never trained on: <unk>
-        return tok.encode(text)[-limit:]
+    def __init__(self, tg: TextGenerator) -> None:
+        self.model, self.tok = tg.model, tg.tokenizer
+        self.length = int(self.model.config.max_target_len)
+        self.limit = int(self.model.config.max_source_len)
+        self.suppress = list(tg.decoding.suppress)
+        self.eos = tg.decoding.eos_id
 
-    def answers(cfg: GenerationConfig) -> tuple[list[str], float]:
+    def source_ids(self, text: str) -> list[int]:  # held-out text may have characters never trained on: <unk>
+        return self.tok.encode(text)[-self.limit:]
+
+    def answers(self, sources: list[str], cfg: GenerationConfig) -> tuple[list[str], float]:
         t = time.perf_counter()
-        texts = [generate_texts(model, tok, source_ids(s), cfg, 1, eos, suppress)[0] for s in sources]
+        texts = [generate_texts(self.model, self.tok, self.source_ids(s), cfg, 1, self.eos, self.suppress)[0] for s in sources]
         return texts, time.perf_counter() - t
 
+
+def _compare_systems(d: _Decoder, sources: list[str], targets: list[str]) -> dict[str, tuple[list[str], float]]:
+    """BLEU and chrF of greedy, beam-4 and sampled answers against copying the input."""
     systems = {
         "copy the input (baseline)": (list(sources), 0.0),
-        "greedy": answers(GenerationConfig(max_new_tokens=length, temperature=0)),
-        "beam 4 (length penalty 1)": answers(GenerationConfig(max_new_tokens=length, temperature=0, num_beams=4)),
-        "sampling T=0.8 top-p 0.9": answers(GenerationConfig(max_new_tokens=length, temperature=0.8, top_p=0.9, seed=0)),
+        "greedy": d.answers(sources, GenerationConfig(max_new_tokens=d.length, temperature=0)),
+        "beam 4 (length penalty 1)": d.answers(sources, GenerationConfig(max_new_tokens=d.length, temperature=0, num_beams=4)),
+        "sampling T=0.8 top-p 0.9": d.answers(sources, GenerationConfig(max_new_tokens=d.length, temperature=0.8, top_p=0.9, seed=0)),
     }
+    n = len(sources)
     print(f"\nheld-out pairs: {n} (the last 10% of the novel)")
     print(f"{'system':<28} {'BLEU':>6} {'chrF':>6} {'mean chars':>10} {'seconds':>8}")
     for name, (hyps, secs) in systems.items():
         s = bleu_chrf(hyps, list(targets))
         print(f"{name:<28} {s['bleu']:6.2f} {s['chrf']:6.2f} {sum(map(len, hyps)) / n:10.1f} {secs:8.1f}")
+    return systems
 
-    # Beam search vs greedy: raw sequence log-probability (no length normalisation).
+
+def _beam_against_greedy(d: _Decoder, sources: list[str], short: int = 64) -> None:
+    """How often beam search finds an answer at least as likely as greedy's (raw log-probability,
+    no length normalisation)."""
     wins = 0
-    short = 64
     for s in sources:
-        ids = source_ids(s)
-        greedy = [t[0] for t in sample_steps(model, ids, GenerationConfig(max_new_tokens=short, temperature=0), 1, eos, suppress)]
-        greedy_lp = sequence_logprob(model, ids, greedy, suppress)
-        best = beam_search(model, ids, GenerationConfig(max_new_tokens=short, temperature=0, num_beams=4, length_penalty=0.0), eos, suppress)[0]
-        beam_lp = sequence_logprob(model, ids, best.tokens + ([eos] if best.finished else []), suppress)
+        ids = d.source_ids(s)
+        greedy_cfg = GenerationConfig(max_new_tokens=short, temperature=0)
+        greedy = [t[0] for t in sample_steps(d.model, ids, greedy_cfg, 1, d.eos, d.suppress)]
+        greedy_lp = sequence_logprob(d.model, ids, greedy, d.suppress)
+        beam_cfg = GenerationConfig(max_new_tokens=short, temperature=0, num_beams=4, length_penalty=0.0)
+        best = beam_search(d.model, ids, beam_cfg, d.eos, d.suppress)[0]
+        beam_lp = sequence_logprob(d.model, ids, best.tokens + ([d.eos] if best.finished else []), d.suppress)
         wins += beam_lp >= greedy_lp - 1e-4
+    n = len(sources)
     print(f"\nbeam 4 log-probability ≥ greedy's on {wins}/{n} held-out inputs ({100 * wins / n:.0f}%; answers of ≤ {short} tokens)")
 
+
+def _show_continuations(systems: dict[str, tuple[list[str], float]], sources: list[str], targets: list[str]) -> None:
     print("\nthree continuations (input → greedy | beam 4 | sampled):")
+    n = len(sources)
     for i in (0, n // 2, n - 1):
         print(f"\n[input]  {sources[i][:200]}")
         for name in ("greedy", "beam 4 (length penalty 1)", "sampling T=0.8 top-p 0.9"):
             print(f"[{name.split(' (')[0]}]  {systems[name][0][i][:200]}")
         print(f"[truth]  {targets[i][:200]}")
-    decode_speed(tg, source_ids(sources[0]))
-    if args.plot:
-        src = next(s for s in sources if not tok.unknown_chars(s[:60]))[:60]
-        ans = tg.continue_text(src, temperature=0, max_new_tokens=40)
-        print(f"\nattention heatmap: {tg.plot_attention(src, ans, args.plot)}")
 
 
 if __name__ == "__main__":
