@@ -74,7 +74,8 @@ def main() -> None:
     print(f"  2000 new tokens: {t2:.3f} s   4000 new tokens: {t4:.3f} s   ratio {t4 / t2:.2f}  (target ≤ 2.2)")
 
     for n in (4, 16):
-        tb = timed(lambda n=n: generate_texts(model, tok, prompt, GenerationConfig(max_new_tokens=args.chars, seed=0), n, None, sup), args.repeats)
+        config = GenerationConfig(max_new_tokens=args.chars, seed=0)
+        tb = timed(lambda n=n, config=config: generate_texts(model, tok, prompt, config, n, None, sup), args.repeats)
         print(f"  batched: {n} samples × {args.chars} chars in {tb:.3f} s = {n * args.chars / tb:,.0f} chars/s")
     tb = timed(lambda: generate_texts(model, tok, prompt, GenerationConfig(max_new_tokens=200, num_beams=4), 1, None, sup), args.repeats)
     print(f"  beam search (4 beams) 200 tokens: {tb:.3f} s = {200 / tb:,.0f} tokens/s")

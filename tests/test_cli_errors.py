@@ -53,7 +53,8 @@ def test_train_short_corpus_keeps_existing_model(tiny_model_dir, copy_of, tmp_pa
     before = snapshot(target, recursive=False)
     corpus = tmp_path / "short.txt"
     corpus.write_text("tiny text", encoding="utf-8")
-    assert_clear_error(run("train", corpus, "--out", target, "--overwrite", "--steps", "3", "-q"), "fewer than one training window", "--seq-len")
+    assert_clear_error(run("train", corpus, "--out", target, "--overwrite", "--steps", "3", "-q"),
+                       "fewer than one training window", "--seq-len")
     assert snapshot(target, recursive=False) == before
 
 

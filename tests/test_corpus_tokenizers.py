@@ -212,7 +212,8 @@ def test_named_corpus_download_errors(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- tokenizers
 ENGLISH = st.text(alphabet=st.sampled_from(list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJ '’.,;:!?-\n\t0123456789")), max_size=300)
-CHINESE = st.text(alphabet=st.sampled_from(list("宝玉黛钗凤姐贾母王夫人道：“”，。！？、笑说了一个不是的我你他她们来去这那里 \n")), max_size=300)
+CHINESE = st.text(alphabet=st.sampled_from(list("宝玉黛钗凤姐贾母王夫人道：“”，。！？、笑说了一个不是的我你他她们来去这那里 \n")),
+                  max_size=300)
 
 
 @pytest.fixture(scope="module")

@@ -107,8 +107,8 @@ def test_kill_9_at_random_instants_loses_nothing(corpus, tmp_path):
     assert (ra["steps"], ra["best_step"], ra["final_val_loss"]) == (rb["steps"], rb["best_step"], rb["final_val_loss"])
     assert not list((out / "checkpoints").glob(".*"))  # stale temporary folders were cleaned
     # log.jsonl reads as one history: what a killed process logged past its checkpoint was dropped.
-    evals = {name: [(r["step"], r["val_loss"]) for r in _log(folder) if r["event"] == "eval"] for name, folder in (("a", straight), ("b", out))}
-    assert evals["a"] == evals["b"] and len(evals["a"]) == STEPS // 250
+    evals = [[(r["step"], r["val_loss"]) for r in _log(folder) if r["event"] == "eval"] for folder in (straight, out)]
+    assert evals[0] == evals[1] and len(evals[0]) == STEPS // 250
     steps = [r["step"] for r in _log(out) if r["event"] == "train"]
     assert steps == sorted(set(steps))
 
@@ -136,7 +136,8 @@ def test_sigterm_and_sighup_save_like_ctrl_c(corpus, tmp_path, signum):
     assert f"interrupted ({signal.Signals(signum).name})" in err and "--resume" in err and "Traceback" not in err
     saved = json.loads(torch.load(checkpoints(out)[0] / "trainer_state.pt", weights_only=True)["state"])["step"]
     assert saved >= 20
-    r = subprocess.run(xuxie("train", "--out", out, "--resume", "--steps", saved + 5, "--quiet"), capture_output=True, text=True, timeout=300)
+    r = subprocess.run(xuxie("train", "--out", out, "--resume", "--steps", saved + 5, "--quiet"),
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "config.json").read_text())["results"]["steps"] == saved + 5
 

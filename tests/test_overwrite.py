@@ -150,4 +150,5 @@ def test_save_copies_only_into_a_folder_it_may_write(tmp_path, small_shakespeare
     with pytest.raises(XuxieError, match="already holds a model"):
         small_shakespeare_model.save(tmp_path / "copy")
     small_shakespeare_model.save(tmp_path / "copy", overwrite=True)
-    assert TextGenerator.load(tmp_path / "copy").generate(max_new_tokens=5, seed=1) == small_shakespeare_model.generate(max_new_tokens=5, seed=1)
+    copy = TextGenerator.load(tmp_path / "copy")
+    assert copy.generate(max_new_tokens=5, seed=1) == small_shakespeare_model.generate(max_new_tokens=5, seed=1)

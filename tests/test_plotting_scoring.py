@@ -34,7 +34,8 @@ def _weights(rows: int, cols: int, seed: int = 0) -> np.ndarray:
 
 def test_cjk_font_found_and_has_glyph():
     if not _fc_list_zh():
-        pytest.skip("no Chinese font installed (`fc-list :lang=zh` prints nothing); run scripts/setup.sh or apt-get install fonts-wqy-microhei")
+        pytest.skip("no Chinese font installed (`fc-list :lang=zh` prints nothing); run scripts/setup.sh or apt-get install "
+                    "fonts-wqy-microhei")
     from matplotlib import font_manager
 
     prop = cjk_font()

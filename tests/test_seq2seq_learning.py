@@ -65,7 +65,8 @@ def test_hongloumeng_continuation_learns_and_beam_beats_greedy(tmp_path):
     for source in val.documents[:n]:
         ids = tg.tokenizer.encode(source)[-128:]  # held-out text may hold characters never trained on: <unk>
         greedy = [t[0] for t in sample_steps(model, ids, GenerationConfig(max_new_tokens=48, temperature=0), 1, eos, suppress)]
-        best = beam_search(model, ids, GenerationConfig(max_new_tokens=48, temperature=0, num_beams=4, length_penalty=0.0), eos, suppress)[0]
+        beams = GenerationConfig(max_new_tokens=48, temperature=0, num_beams=4, length_penalty=0.0)
+        best = beam_search(model, ids, beams, eos, suppress)[0]
         beam_lp = sequence_logprob(model, ids, best.tokens + ([eos] if best.finished else []), suppress)
         wins += beam_lp >= sequence_logprob(model, ids, greedy, suppress) - 1e-4
     assert wins >= 0.9 * n, f"beam ≥ greedy on {wins}/{n}"

@@ -161,7 +161,8 @@ def test_openmp_spin_is_shortened_before_torch_loads_unless_the_user_chose():
     code = "import os, xuxie; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_env())
     assert r.stdout.split() == [threads.SPIN_COUNT, "None"]
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={**_env(), "OMP_WAIT_POLICY": "ACTIVE"})
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**_env(), "OMP_WAIT_POLICY": "ACTIVE"})
     assert r.stdout.split() == ["None", "ACTIVE"]
     late = "import os, torch, xuxie; print(os.environ.get('GOMP_SPINCOUNT'))"  # torch first: too late, left alone
     r = subprocess.run([sys.executable, "-c", late], capture_output=True, text=True, timeout=120, env=_env())

@@ -446,4 +446,5 @@ class TextGenerator:
                 shutil.copyfile(self.path / name, tmp)
 
     def __repr__(self) -> str:
-        return f"TextGenerator(arch={self.config.get('arch')}, vocab={self.tokenizer.vocab_size}, params={self.model.num_parameters():,}, mode={self.mode})"
+        return (f"TextGenerator(arch={self.config.get('arch')}, vocab={self.tokenizer.vocab_size}, "
+                f"params={self.model.num_parameters():,}, mode={self.mode})")

@@ -85,11 +85,14 @@ def load_weights(model: LanguageModel, path: Path) -> dict[str, str]:
             meta = f.metadata() or {}
     except Exception as e:  # safetensors raises several types for damaged files
         if isinstance(e, RuntimeError) and "size mismatch" in str(e):
-            raise XuxieError(f"weights {path} do not fit the model described in config.json (tensor shapes differ); the model directory is damaged — retrain or restore it") from None
+            raise XuxieError(f"weights {path} do not fit the model described in config.json (tensor shapes differ); "
+                             "the model directory is damaged — retrain or restore it") from None
         detail = " ".join(str(e).split())[:120]
-        raise XuxieError(f"cannot load weights {path} ({type(e).__name__}: {detail}); the model directory is damaged — retrain or restore it") from None
+        raise XuxieError(f"cannot load weights {path} ({type(e).__name__}: {detail}); "
+                         "the model directory is damaged — retrain or restore it") from None
     if missing or unexpected:
-        raise XuxieError(f"weights {path} do not fit the model in config.json (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); the model directory is damaged")
+        raise XuxieError(f"weights {path} do not fit the model in config.json (missing {sorted(missing)[:3]}, unexpected "
+                         f"{sorted(unexpected)[:3]}); the model directory is damaged")
     return meta
 
 
@@ -119,7 +122,8 @@ def read_config(path: str | Path) -> dict[str, Any]:
     return config
 
 
-def load_model_dir(path: str | Path, device: str | torch.device | None = None, weights: str = WEIGHTS) -> tuple[LanguageModel, Tokenizer, dict[str, Any]]:
+def load_model_dir(path: str | Path, device: str | torch.device | None = None,
+                   weights: str = WEIGHTS) -> tuple[LanguageModel, Tokenizer, dict[str, Any]]:
     """Load (model, tokenizer, config) from a model directory, ready for inference."""
     path = Path(path)
     config = read_config(path)
@@ -149,7 +153,8 @@ def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except Exception as e:  # safetensors raises several types for damaged files
         detail = " ".join(str(e).split())[:120]
-        raise XuxieError(f"cannot read weights {path} ({type(e).__name__}: {detail}); the model directory is damaged — retrain or restore it") from None
+        raise XuxieError(f"cannot read weights {path} ({type(e).__name__}: {detail}); "
+                         "the model directory is damaged — retrain or restore it") from None
 
 
 def check_config_fits(path: Path, config: dict[str, Any], tokenizer: Tokenizer, weights: Path) -> None:
@@ -309,7 +314,7 @@ def load_checkpoint(path: str | Path, model: LanguageModel, device: torch.device
             warnings.warn(f"checkpoint {weights.parent} is damaged ({detail}); trying the one before it", XuxieWarning, stacklevel=2)
     if candidates:
         raise XuxieError(f"every checkpoint in {path} is damaged, so it cannot be resumed; "
-                         f"train again with --overwrite (or into a new --out)")
+                         "train again with --overwrite (or into a new --out)")
     return None
 
 
@@ -378,7 +383,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if chosen.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if (chosen.index or 0) >= count:
-            have = f"this machine has {count} CUDA device{'s' if count != 1 else ''}" + (f" (cuda:0 to cuda:{count - 1})" if count > 1 else "")
+            have = f"this machine has {count} CUDA device{'s' if count != 1 else ''}"
+            have += f" (cuda:0 to cuda:{count - 1})" if count > 1 else ""
             raise XuxieError(f"device '{device}' is not available: {have}; use --device auto or cpu")
     if chosen.type == "mps" and not _mps_available():
         raise XuxieError(f"device '{device}' is not available (Apple GPUs only); use --device auto or cpu")

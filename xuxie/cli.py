@@ -139,7 +139,8 @@ replaces only a model xuxie wrote, and only xuxie's files in it.
 
 # Each family's model flags: a train parameter → the field of the family's config it sets (lstm,
 # gru and rnn: _RNN_FLAGS). Defaults in the help are read from the families' configs (xuxie/defaults.py).
-_RNN_FLAGS = {"hidden_size": "hidden_size", "layers": "num_layers", "embed_dim": "embed_dim", "dropout": "dropout", "tie_weights": "tie_weights"}
+_RNN_FLAGS = {"hidden_size": "hidden_size", "layers": "num_layers", "embed_dim": "embed_dim", "dropout": "dropout",
+              "tie_weights": "tie_weights"}
 _FAMILY_FLAGS = {
     "attention-rnn": {"hidden_size": "hidden_size", "layers": "num_layers", "embed_dim": "embed_dim", "window": "window",
                       "dropout": "dropout", "bidirectional": "bidirectional"},
@@ -157,8 +158,10 @@ _REFUSED: dict[str | None, list[tuple[tuple[str, ...], str]]] = {
                  "--preset, --heads, --context, --positions, --window and --tie-weights do not apply to seq2seq")],
     "attention-rnn": [(("preset", "heads", "context", "positions", "tie_weights"),
                        "--preset, --heads, --context, --positions and --tie-weights do not apply to attention-rnn")],
-    None: [(("window", "bidirectional"), "--window and --bidirectional are attention-rnn/seq2seq options; add --arch attention-rnn or --arch seq2seq"),
-           (("preset", "heads", "context", "positions"), "--preset, --heads, --context and --positions are transformer options; add --arch transformer")],
+    None: [(("window", "bidirectional"), "--window and --bidirectional are attention-rnn/seq2seq options; add --arch attention-rnn or "
+                                         "--arch seq2seq"),
+           (("preset", "heads", "context", "positions"), "--preset, --heads, --context and --positions are transformer options; add "
+                                                         "--arch transformer")],
 }
 #: the train command's training flags → TrainConfig fields
 _TRAIN_FLAGS = {"seq_len": "seq_len", "batch_size": "batch_size", "grad_accum": "grad_accum", "lr": "lr", "schedule": "schedule",
@@ -209,7 +212,8 @@ def _train_corpus(corpus: list[str] | None, out_dir: Path | None, resume: bool) 
 def _print_trained(tg: Any, out_dir: Path) -> None:
     r = tg.config.get("results", {})
     table = Table(title=f"trained {tg.config['arch']} ({tg.model.num_parameters():,} parameters)", show_header=False)
-    for key in ("steps", "tokens", "seconds", "tokens_per_s", "precision", "final_val_loss", "final_val_ppl", "final_val_bpc", "best_val_loss", "best_step"):
+    for key in ("steps", "tokens", "seconds", "tokens_per_s", "precision", "final_val_loss", "final_val_ppl", "final_val_bpc",
+                "best_val_loss", "best_step"):
         if r.get(key) is not None:
             table.add_row(key.replace("_", " "), f"{r[key]:,}" if isinstance(r[key], int) else str(r[key]))
     err.print(table)
@@ -226,11 +230,16 @@ _ATTENTION_RNN = default_config("attention-rnn")
 @app.command(help=TRAIN_HELP)
 @_command("train")
 def train(
-    corpus: Annotated[list[str] | None, typer.Argument(help="File(s), folder(s) or a named corpus. Optional with --resume.", show_default=False)] = None,
+    corpus: Annotated[list[str] | None, typer.Argument(
+        help="File(s), folder(s) or a named corpus. Optional with --resume.", show_default=False)] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Model directory to write (default: runs/<corpus name>).")] = None,
-    arch: Annotated[str, typer.Option(help="Architecture: lstm, gru, rnn, attention-rnn (textgenrnn), transformer, or seq2seq (encoder–decoder with attention).")] = "lstm",
+    arch: Annotated[str, typer.Option(
+        help="Architecture: lstm, gru, rnn, attention-rnn (textgenrnn), transformer, or seq2seq (encoder–decoder with "
+             "attention).")] = "lstm",
     tokenizer: Annotated[str, typer.Option(help="Tokenizer: char, word (jieba for Chinese) or bpe (byte-level subwords).")] = "char",
-    mode: Annotated[str | None, typer.Option(help="text: one continuous text (default); lines: every line is a document; seq2seq: pairs (source<TAB>target .tsv or .jsonl) or continuation (plain text, each unit → the next; default for non-.tsv/.jsonl files).")] = None,
+    mode: Annotated[str | None, typer.Option(
+        help="text: one continuous text (default); lines: every line is a document; seq2seq: pairs (source<TAB>target .tsv or .jsonl) or "
+             "continuation (plain text, each unit → the next; default for non-.tsv/.jsonl files).")] = None,
     unit: Annotated[str, typer.Option(help="--mode continuation: paragraph, or sentences (see --sentences).")] = "paragraph",
     sentences: Annotated[int, typer.Option(help="--mode continuation --unit sentences: sentences per unit.")] = 3,
     encoding: Annotated[str | None, typer.Option(help="Force the file encoding (detected by default).")] = None,
@@ -240,21 +249,38 @@ def train(
     steps: Annotated[int | None, typer.Option(help="Budget in optimiser steps.")] = None,
     time: Annotated[float | None, typer.Option("--time", help="Budget in minutes (default 5 when no budget is given).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (budgets are totals for the whole run).")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a xuxie model in --out (only its own files; a folder xuxie did not write is never replaced).")] = False,
-    hidden_size: Annotated[int | None, typer.Option(help=f"Recurrent units per layer; transformer: the width ({_model_help('hidden_size')}).")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace a xuxie model in --out (only its own files; a folder xuxie did not write is never "
+                            "replaced).")] = False,
+    hidden_size: Annotated[int | None, typer.Option(
+        help=f"Recurrent units per layer; transformer: the width ({_model_help('hidden_size')}).")] = None,
     layers: Annotated[int | None, typer.Option(help=f"Layers ({_model_help('layers')}).")] = None,
-    preset: Annotated[str | None, typer.Option(help=f"Transformer size: {_choices(PRESETS, DEFAULT_PRESET)}; it sets the layers, heads, width and context not given.")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help=f"Transformer size: {_choices(PRESETS, DEFAULT_PRESET)}; it sets the layers, heads, width and context not given.")] = None,
     heads: Annotated[int | None, typer.Option(help=f"Transformer attention heads ({_model_help('heads')}).")] = None,
-    context: Annotated[int | None, typer.Option(help=f"Transformer context (attention window) in tokens ({_model_help('context')}).")] = None,
-    positions: Annotated[str | None, typer.Option(help=f"Transformer positions: {_choices(POSITIONS, default_config('transformer').positions)}.")] = None,
+    context: Annotated[int | None, typer.Option(
+        help=f"Transformer context (attention window) in tokens ({_model_help('context')}).")] = None,
+    positions: Annotated[str | None, typer.Option(
+        help=f"Transformer positions: {_choices(POSITIONS, default_config('transformer').positions)}.")] = None,
     window: Annotated[int | None, typer.Option(help=f"attention-rnn: tokens its attention pools over ({_model_help('window')}).")] = None,
-    bidirectional: Annotated[bool | None, typer.Option("--bidirectional/--unidirectional", help=f"attention-rnn: bidirectional LSTMs re-reading each window (textgenrnn's option; slower; {show(_ATTENTION_RNN.bidirectional)} by default). seq2seq: the encoder ({show(_S2S.bidirectional)} by default).", show_default=False)] = None,
+    bidirectional: Annotated[bool | None, typer.Option(
+        "--bidirectional/--unidirectional", help="attention-rnn: bidirectional LSTMs re-reading each window (textgenrnn's option; "
+                                                 f"slower; {show(_ATTENTION_RNN.bidirectional)} by default). seq2seq: the encoder "
+                                                 f"({show(_S2S.bidirectional)} by default).", show_default=False)] = None,
     cell: Annotated[str | None, typer.Option(help=f"seq2seq: {_choices(CELLS, _S2S.cell)}.")] = None,
-    attention: Annotated[str | None, typer.Option(help=f"seq2seq attention: {_choices(ATTENTIONS, _S2S.attention, {'general': 'Luong', 'dot': 'Luong', 'additive': 'Bahdanau'})}.")] = None,
-    input_feeding: Annotated[bool | None, typer.Option("--input-feeding/--no-input-feeding", help=f"seq2seq: feed each attentional vector into the next decoder step (default {show(_S2S.input_feeding)}).", show_default=False)] = None,
-    teacher_forcing: Annotated[float | None, typer.Option(help=f"seq2seq: share of training steps given the true previous token ({_model_help('teacher_forcing')}; lower = scheduled sampling).")] = None,
-    max_source_len: Annotated[int | None, typer.Option(help=f"seq2seq: input tokens the model reads ({_model_help('max_source_len')}; longer inputs keep their end).")] = None,
-    max_target_len: Annotated[int | None, typer.Option(help=f"seq2seq: tokens per answer, <eos> included ({_model_help('max_target_len')}; longer targets are cut).")] = None,
+    attention: Annotated[str | None, typer.Option(
+        help="seq2seq attention: "
+             f"{_choices(ATTENTIONS, _S2S.attention, {'general': 'Luong', 'dot': 'Luong', 'additive': 'Bahdanau'})}.")] = None,
+    input_feeding: Annotated[bool | None, typer.Option(
+        "--input-feeding/--no-input-feeding", help="seq2seq: feed each attentional vector into the next decoder step (default "
+                                                   f"{show(_S2S.input_feeding)}).", show_default=False)] = None,
+    teacher_forcing: Annotated[float | None, typer.Option(
+        help=f"seq2seq: share of training steps given the true previous token ({_model_help('teacher_forcing')}; lower = scheduled "
+             "sampling).")] = None,
+    max_source_len: Annotated[int | None, typer.Option(
+        help=f"seq2seq: input tokens the model reads ({_model_help('max_source_len')}; longer inputs keep their end).")] = None,
+    max_target_len: Annotated[int | None, typer.Option(
+        help=f"seq2seq: tokens per answer, <eos> included ({_model_help('max_target_len')}; longer targets are cut).")] = None,
     embed_dim: Annotated[int | None, typer.Option(help=f"Embedding size ({_model_help('embed_dim', 'the hidden size')}).")] = None,
     dropout: Annotated[float | None, typer.Option(help=f"Dropout ({_model_help('dropout')}).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
@@ -265,14 +291,19 @@ def train(
     schedule: Annotated[str | None, typer.Option(help=f"{_choices(SCHEDULES, TrainConfig.schedule)}.")] = None,
     warmup: Annotated[int | None, typer.Option(help=f"Warm-up steps ({train_default('warmup_steps')}).")] = None,
     patience: Annotated[int | None, typer.Option(help="Early stopping: evaluations without improvement (0: off).")] = None,
-    val_fraction: Annotated[float | None, typer.Option(help=f"Share held out for validation ({train_default('val_fraction')}, the end of the text).")] = None,
+    val_fraction: Annotated[float | None, typer.Option(
+        help=f"Share held out for validation ({train_default('val_fraction')}, the end of the text).")] = None,
     eval_interval: Annotated[int | None, typer.Option(help="Evaluate every N steps (default: ~8 times per run).")] = None,
-    save_every: Annotated[float | None, typer.Option("--save-every", help=f"Minutes between checkpoints, on top of those at every evaluation ({train_default('save_minutes')}).")] = None,
-    precision: Annotated[str | None, typer.Option(help=f"auto (bf16 where the hardware is fast at it), bf16 or fp32 ({train_default('precision')}).")] = None,
+    save_every: Annotated[float | None, typer.Option(
+        "--save-every", help="Minutes between checkpoints, on top of those at every evaluation "
+                             f"({train_default('save_minutes')}).")] = None,
+    precision: Annotated[str | None, typer.Option(
+        help=f"auto (bf16 where the hardware is fast at it), bf16 or fp32 ({train_default('precision')}).")] = None,
     min_freq: Annotated[int, typer.Option(help="Tokens seen fewer times become <unk>.")] = 1,
     max_vocab: Annotated[int, typer.Option(help="Word tokenizer: vocabulary cap.")] = 20000,
     vocab_size: Annotated[int | None, typer.Option(help="bpe tokenizer: vocabulary size (default 4000, at most --max-vocab).")] = None,
-    preview_length: Annotated[int | None, typer.Option(help=f"Tokens per sample preview ({train_default('preview_length')}; 0: none).")] = None,
+    preview_length: Annotated[int | None, typer.Option(
+        help=f"Tokens per sample preview ({train_default('preview_length')}; 0: none).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -342,7 +373,9 @@ def generate(
     model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train'.", show_default=False)],
     prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text to continue.")] = "",
     n: Annotated[int, typer.Option("-n", "--n", help="Number of samples.")] = 1,
-    temperature: Annotated[str, typer.Option("--temperature", "-t", help=GenerationConfig.doc("temperature") + " A comma list (1.0,0.5,0.2) is cycled over the samples.")] = "1.0",
+    temperature: Annotated[str, typer.Option(
+        "--temperature", "-t", help=GenerationConfig.doc("temperature") + " A comma list (1.0,0.5,0.2) is cycled over the "
+                                                                          "samples.")] = "1.0",
     top_k: TopKOption = DEFAULTS.top_k,
     top_p: TopPOption = DEFAULTS.top_p,
     max_new_tokens: Annotated[int | None, typer.Option(help="Tokens to write (default 200; 500 for lines models).")] = None,
@@ -352,10 +385,12 @@ def generate(
     length_penalty: LengthPenaltyOption = DEFAULTS.length_penalty,
     stop: Annotated[list[str] | None, typer.Option("--stop", help=GenerationConfig.doc("stop"))] = None,
     seed: SeedOption = DEFAULTS.seed,
-    context: Annotated[str | None, typer.Option("--context", "-c", help="Context label to write for (models trained with --label-column).")] = None,
+    context: Annotated[str | None, typer.Option(
+        "--context", "-c", help="Context label to write for (models trained with --label-column).")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Print as it is written.")] = True,
-    to_file: Annotated[Path | None, typer.Option("--to-file", help="Also write the samples, with a header of the settings, to this file.")] = None,
+    to_file: Annotated[Path | None, typer.Option(
+        "--to-file", help="Also write the samples, with a header of the settings, to this file.")] = None,
 ) -> None:
     from .api import TextGenerator, temperature_list
 
@@ -451,15 +486,19 @@ def continue_(
     temperature: Annotated[float, typer.Option("--temperature", "-t", help=GenerationConfig.doc("temperature"))] = DEFAULTS.temperature,
     top_k: TopKOption = DEFAULTS.top_k,
     top_p: TopPOption = DEFAULTS.top_p,
-    max_new_tokens: Annotated[int | None, typer.Option(help="Tokens per paragraph (seq2seq default: its --max-target-len; else 200).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(
+        help="Tokens per paragraph (seq2seq default: its --max-target-len; else 200).")] = None,
     repetition_penalty: RepetitionPenaltyOption = DEFAULTS.repetition_penalty,
     no_repeat_ngram_size: NoRepeatNgramOption = DEFAULTS.no_repeat_ngram_size,
     num_beams: NumBeamsOption = DEFAULTS.num_beams,
     length_penalty: LengthPenaltyOption = DEFAULTS.length_penalty,
     n_best: Annotated[int, typer.Option("--n-best", help="Beam search: print the N best answers with their scores (seq2seq).")] = 0,
     seed: SeedOption = DEFAULTS.seed,
-    truncate: Annotated[bool, typer.Option("--truncate", help="seq2seq: read only the end of an input longer than the model takes.")] = False,
-    plot_attention: Annotated[Path | None, typer.Option("--plot-attention", help="seq2seq: write a heatmap of the attention weights (PNG/PDF/SVG; one per paragraph: NAME-2.png …).")] = None,
+    truncate: Annotated[bool, typer.Option(
+        "--truncate", help="seq2seq: read only the end of an input longer than the model takes.")] = False,
+    plot_attention: Annotated[Path | None, typer.Option(
+        "--plot-attention", help="seq2seq: write a heatmap of the attention weights (PNG/PDF/SVG; one per paragraph: NAME-2.png "
+                                 "…).")] = None,
     encoding: Annotated[str | None, typer.Option(help="Force the --input file's encoding.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
 ) -> None:
@@ -626,12 +665,14 @@ def info(
     table.add_row("mode", c["mode"])
     corpus = c.get("corpus", {})
     if corpus:
-        table.add_row("corpus", f"{', '.join(corpus.get('sources', []))} ({corpus.get('chars', 0):,} chars, {', '.join(sorted(set(corpus.get('encodings', []))))})")
+        table.add_row("corpus", f"{', '.join(corpus.get('sources', []))} ({corpus.get('chars', 0):,} chars, "
+                                f"{', '.join(sorted(set(corpus.get('encodings', []))))})")
     for k, v in (c.get("results") or {}).items():
         table.add_row(k.replace("_", " "), f"{v:,}" if isinstance(v, int) else str(v))
     t = c.get("train") or {}
     if t:
-        table.add_row("training", ", ".join(f"{k}={t[k]}" for k in ("seq_len", "batch_size", "lr", "schedule", "epochs", "steps", "time_minutes") if t.get(k) is not None))
+        shown = ("seq_len", "batch_size", "lr", "schedule", "epochs", "steps", "time_minutes")
+        table.add_row("training", ", ".join(f"{k}={t[k]}" for k in shown if t.get(k) is not None))
     if saved := checkpoints(model_dir):
         table.add_row("checkpoints", ", ".join(c.name for c in saved) + " (--resume continues from the first)")
     out.print(table)
@@ -657,7 +698,9 @@ Examples:
 @_command("decode")
 def export(
     model_dir: Annotated[Path, typer.Argument(help="Model directory made by 'xuxie train --arch transformer'.", show_default=False)],
-    out_dir: Annotated[Path, typer.Argument(help="Folder to write: new, empty, or with --overwrite an earlier export (a folder xuxie did not write is never replaced).", show_default=False)],
+    out_dir: Annotated[Path, typer.Argument(
+        help="Folder to write: new, empty, or with --overwrite an earlier export (a folder xuxie did not write is never "
+             "replaced).", show_default=False)],
     format: Annotated[str, typer.Option("--format", "-f", help="Export format: hf (Hugging Face transformers).")] = "hf",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in OUT (only the files xuxie wrote).")] = False,
 ) -> None:
@@ -692,14 +735,18 @@ Examples:
 @_command("decode")
 def analyze(
     model_dirs: Annotated[list[Path], typer.Argument(help="Model directories made by 'xuxie train' (one or more).", show_default=False)],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the report (created; report files in it are replaced).", show_default=False)],
-    corpus: Annotated[str | None, typer.Option("--corpus", help="Training text to measure novelty against (default: the corpus each model's config.json records).")] = None,
+    out_dir: Annotated[Path, typer.Option(
+        "--out", "-o", help="Folder for the report (created; report files in it are replaced).", show_default=False)],
+    corpus: Annotated[str | None, typer.Option(
+        "--corpus", help="Training text to measure novelty against (default: the corpus each model's config.json records).")] = None,
     heldout: Annotated[Path | None, typer.Option("--heldout", help="Held-out text to score (perplexity, bits per character).")] = None,
     temperatures: Annotated[str, typer.Option("--temperatures", "-t", help="Comma list of temperatures.")] = "0.2,0.5,0.8,1.0,1.2",
     samples: Annotated[int, typer.Option("--samples", "-n", help="Samples per model and temperature.")] = 20,
     length: Annotated[int, typer.Option("--length", help="Tokens per sample.")] = 200,
-    prompt: Annotated[str, typer.Option("--prompt", "-p", help="Text the samples continue (seq2seq models: the input they answer; required for them).")] = "",
-    strategies: Annotated[str, typer.Option("--strategies", help="Decoding strategies to compare too: greedy, beam, top-p (comma list, or none).")] = "greedy,beam,top-p",
+    prompt: Annotated[str, typer.Option(
+        "--prompt", "-p", help="Text the samples continue (seq2seq models: the input they answer; required for them).")] = "",
+    strategies: Annotated[str, typer.Option(
+        "--strategies", help="Decoding strategies to compare too: greedy, beam, top-p (comma list, or none).")] = "greedy,beam,top-p",
     seed: Annotated[int, typer.Option(help="Seed for the samples.")] = 0,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
 ) -> None:

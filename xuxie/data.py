@@ -71,7 +71,8 @@ class LMBatches:
         return window[:, :-1], window[:, 1:]
 
 
-def eval_streams(ids: np.ndarray, seq_len: int, n_streams: int = 16, max_tokens: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def eval_streams(ids: np.ndarray, seq_len: int, n_streams: int = 16,
+                 max_tokens: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Consecutive (inputs, targets) chunks of ``n_streams`` parallel slices of ``ids``.
 
     Every token after the first of each slice is predicted exactly once; an RNN may carry its
@@ -187,7 +188,8 @@ class PairBatches:
 def encode_pairs(corpus: Corpus, tokenizer: Tokenizer, max_source_len: int, max_target_len: int) -> PairData:
     """A ``pairs`` corpus as :class:`PairData`."""
     if corpus.mode != "pairs" or corpus.targets is None:
-        raise XuxieError("a seq2seq model trains on source→target pairs: use --mode pairs (a .tsv/.jsonl file) or --mode continuation (a plain text)")
+        raise XuxieError("a seq2seq model trains on source→target pairs: use --mode pairs (a .tsv/.jsonl file) or --mode continuation (a "
+                         "plain text)")
     sources = [tokenizer.encode_array(s).astype(np.int64) for s in corpus.documents]
     targets = [tokenizer.encode_array(t).astype(np.int64) for t in corpus.targets]
     # Characters of what is scored (a cut target only up to the cut; <eos> counts as one), for

@@ -770,6 +770,7 @@ def stream_text(model, tokenizer, prompt_ids: Sequence[int], config: GenerationC
 __all__ = [
     "DecodingSetup", "GenerationConfig", "Hypothesis", "LogitsProcessor", "NoRepeatNGram", "RepetitionPenalty",
     "SuppressTokens", "Temperature", "TextAssembler", "TopK", "TopP", "apply_processors",
-    "beam_search", "build_processors", "encode_user_text", "generate_texts", "prompt_ids_for", "suppressed_ids", "sample_steps", "sequence_logprob",
+    "beam_search", "build_processors", "encode_user_text", "generate_texts", "prompt_ids_for", "suppressed_ids", "sample_steps",
+    "sequence_logprob",
     "stream_text", "warn_unseen",
 ]

@@ -256,7 +256,8 @@ def _readme(model_dir: Path, config: dict[str, Any], hf: dict[str, Any], tok_kin
                      "in Hugging Face `tokenizers`. Encode with xuxie (`xuxie.tokenizers.load_tokenizer` on the "
                      "original model's tokenizer.json) and pass the ids to the model.")
     lines.append("- Special ids: `<pad>`=0, `<unk>`=1, `<bos>`=2, `<eos>`=3. generation_config.json suppresses the "
-                 "tokens xuxie never generates" + (" (lines models start every text with `<bos>` and stop at `<eos>`)." if mode == "lines" else "."))
+                 "tokens xuxie never generates"
+                 + (" (lines models start every text with `<bos>` and stop at `<eos>`)." if mode == "lines" else "."))
     lines.append("- transformers samples with top_k=50 unless told otherwise; pass `top_k=0` for xuxie's default "
                  "(plain sampling at temperature 1).")
     if m["positions"] == "rotary":

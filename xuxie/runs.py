@@ -236,7 +236,8 @@ def encode(run: Run, given: dict[str, Any]) -> Encoded:
     corpus = run.corpus
     if (corpus.mode == "pairs") != is_encoder_decoder(run.arch):
         raise XuxieError(f"architecture '{run.arch}' cannot train on a {corpus.mode} corpus; " +
-                         ("use --arch seq2seq for source→target pairs" if corpus.mode == "pairs" else "seq2seq needs --mode pairs or continuation"))
+                         ("use --arch seq2seq for source→target "
+                          "pairs" if corpus.mode == "pairs" else "seq2seq needs --mode pairs or continuation"))
     train_part, val_part = corpus.split(run.train.val_fraction)
     data = _encode_pairs(run, train_part, val_part) if corpus.mode == "pairs" else _encode_text(run, train_part, val_part)
     if not run.resumed:

@@ -452,14 +452,16 @@ class Trainer:
                 self._tick()
                 self._call("on_interrupt")
                 signum = stop.received or signal.SIGINT
-                raise TrainingInterrupted(f"interrupted ({signal.Signals(signum).name}) at step {self.state.step}; the checkpoint is saved — "
+                raise TrainingInterrupted(f"interrupted ({signal.Signals(signum).name}) at step {self.state.step}; "
+                                          "the checkpoint is saved — "
                                           "continue with --resume", signum) from None
         return self._finish()
 
     def _begin_session(self) -> None:
         s = self.state
         if s.finished and self.budget_done():
-            raise XuxieError(f"this run already reached its budget (step {s.step}, {s.elapsed / 60:.1f} min); raise --steps/--epochs/--time to train further")
+            raise XuxieError(f"this run already reached its budget (step {s.step}, {s.elapsed / 60:.1f} min); raise "
+                             "--steps/--epochs/--time to train further")
         s.finished = False  # a run killed after its last step but before the end is finished below
         self.model.train()
         self._session_start = time.perf_counter()

@@ -115,7 +115,8 @@ class WritingSession:
 
     def _snapshot(self) -> _Snapshot:
         # reorder_state copies (a KV cache is updated in place by step)
-        state = None if self.state is None else self.model.reorder_state(self.state, torch.zeros(1, dtype=torch.long, device=self.model.device))
+        first_row = torch.zeros(1, dtype=torch.long, device=self.model.device)
+        state = None if self.state is None else self.model.reorder_state(self.state, first_row)
         return _Snapshot(self.text, self.tokens, self.logits.clone(), state)
 
     @torch.inference_mode()

@@ -9,7 +9,8 @@ from .transformer import PRESETS, KVCache, TransformerConfig, TransformerLanguag
 ARCHITECTURES = tuple(REGISTRY)
 
 __all__ = [
-    "ARCHITECTURES", "AttentionRNNConfig", "AttentionRNNLanguageModel", "PRESETS", "REGISTRY", "KVCache", "LanguageModel", "RNNConfig", "RNNLanguageModel",
+    "ARCHITECTURES", "AttentionRNNConfig", "AttentionRNNLanguageModel", "PRESETS", "REGISTRY", "KVCache", "LanguageModel", "RNNConfig",
+    "RNNLanguageModel",
     "Seq2SeqConfig", "Seq2SeqModel", "Seq2SeqState",
     "TransformerConfig", "TransformerLanguageModel",
     "ModelConfig", "build_model", "config_fields", "is_encoder_decoder", "model_from_config", "register",

@@ -149,7 +149,8 @@ def build_model(arch: str, vocab_size: int, **options: Any) -> LanguageModel:
     fields = {f.name for f in dataclasses.fields(cls.config_class)}
     unknown = set(options) - fields
     if unknown:
-        raise XuxieError(f"architecture '{arch}' has no option(s) {', '.join(sorted(unknown))}; it takes: {', '.join(sorted(fields - {'vocab_size'} - set(fixed)))}")
+        raise XuxieError(f"architecture '{arch}' has no option(s) {', '.join(sorted(unknown))}; it takes: "
+                         f"{', '.join(sorted(fields - {'vocab_size'} - set(fixed)))}")
     opts = {k: v for k, v in options.items() if v is not None}
     config = cls.config_class(vocab_size=vocab_size, **{**opts, **fixed})
     return cls(config)

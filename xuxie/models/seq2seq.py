@@ -81,7 +81,8 @@ class Seq2SeqConfig(ModelConfig):
         if self.hidden_size < 2 or self.num_layers < 1 or self.embed_dim < 1:
             raise XuxieError("hidden size must be at least 2, layers and embedding size at least 1")
         if self.bidirectional and self.hidden_size % 2:
-            raise XuxieError(f"a bidirectional encoder splits --hidden-size between its two directions; give an even size (got {self.hidden_size})")
+            raise XuxieError("a bidirectional encoder splits --hidden-size between its two directions; give an even size (got "
+                             f"{self.hidden_size})")
         if not 0.0 <= self.dropout < 1.0:
             raise XuxieError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0.0 <= self.teacher_forcing <= 1.0:

@@ -87,7 +87,8 @@ def _plot_next_token(name: str, dist: dict[str, Any], path: Path, seq2seq: bool 
         return text if len(text) <= limit else "…" + text[-limit:]
 
     if seq2seq:
-        where = f"answering “{shown(dist['prompt'], 24)}”" + (f", after “{shown(dist['greedy_prefix'], 24)}”" if dist["greedy_prefix"] else "")
+        where = f"answering “{shown(dist['prompt'], 24)}”"
+        where += f", after “{shown(dist['greedy_prefix'], 24)}”" if dist["greedy_prefix"] else ""
     else:
         ctx = dist["prompt"] + dist["greedy_prefix"]
         where = f"after “{shown(ctx, 40)}”" if ctx else "at the start"
