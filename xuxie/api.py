@@ -30,7 +30,7 @@ import torch
 from . import checkpoint as ckpt
 from .corpus import PAIR_SUFFIXES, Corpus, corpus_from_text, read_corpus, read_pairs
 from .data import PairData, encode_corpus, encode_pairs
-from .decoding import DecodingSetup, GenerationConfig, LogitsProcessor, generate_texts, warn_unseen
+from .decoding import DecodingSetup, GenerationConfig, LogitsProcessor, warn_unseen
 from .errors import XuxieError
 from .fileio import atomic_path
 from .limits import check_generation_size, check_paragraphs
@@ -178,16 +178,6 @@ class TextGenerator:
     def _gen_config(self, generation_config: GenerationConfig | None = None, **overrides: Any) -> GenerationConfig:
         """:meth:`_options`, validated."""
         return self._options(generation_config, overrides).validate()
-
-    # The evaluation code reads these three; generation reads ``self.decoding`` itself.
-    def _eos(self) -> int | None:
-        return self.decoding.eos_id
-
-    def _suppress(self) -> list[int]:
-        return list(self.decoding.suppress)
-
-    def _default_length(self) -> int:
-        return self.decoding.default_max_new_tokens
 
     @property
     def is_seq2seq(self) -> bool:
@@ -378,11 +368,12 @@ class TextGenerator:
 
     @threads_scope("evaluate")
     def evaluate_pairs(self, pairs: Corpus | str | Path, *, max_pairs: int | None = 200, decode: bool = True,
-                       num_beams: int = 1, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = 0,
-                       length_penalty: float = 1.0) -> dict[str, Any]:
+                       generation_config: GenerationConfig | None = None, **overrides: Any) -> dict[str, Any]:
         """A seq2seq model on source→target pairs: teacher-forced loss and perplexity over all
         pairs; BLEU and chrF (sacrebleu, character-level for Chinese) of its answers to the
-        first ``max_pairs`` sources (greedy by default) against their targets."""
+        first ``max_pairs`` sources against their targets. The answers are decoded as
+        ``generation_config`` and ``overrides`` say (default: greedy; answer *i* is seeded
+        ``seed + i``, seed 0 unless given)."""
         if not self.is_seq2seq:
             raise XuxieError("pairs evaluation is for seq2seq models; score a language model on plain text (xuxie evaluate MODEL FILE.txt)")
         corpus = pairs if isinstance(pairs, Corpus) else self.read_pairs_for_eval(pairs)
@@ -399,13 +390,14 @@ class TextGenerator:
             from .scoring import bleu_chrf
 
             k = len(corpus.documents) if max_pairs is None else min(max_pairs, len(corpus.documents))
-            gen = self._gen_config(temperature=temperature, top_p=top_p, num_beams=num_beams, length_penalty=length_penalty,
-                                   max_new_tokens=self._default_length(), seed=seed)
+            base = generation_config or self.generation_config.updated(temperature=0.0, seed=0)
+            seed = overrides.pop("seed", base.seed)  # an explicit None stays None: unseeded answers
+            gen = self._gen_config(base, **overrides)
             hyps = []
             for i in range(k):
                 gen.seed = None if seed is None else seed + i
                 ids = [int(t) for t in data.src[i, :data.src_len[i]]]
-                hyps.append(generate_texts(self.model, self.tokenizer, ids, gen, 1, self._eos(), self._suppress())[0])
+                hyps.append(self.decoding.texts(ids, gen)[0])
             scores = bleu_chrf(hyps, list(corpus.targets[:k]))
             result.update(decoded=k, bleu=scores["bleu"], chrf=scores["chrf"], bleu_tokenize=scores["tokenize"], hypotheses=hyps)
         return result
