@@ -31,18 +31,7 @@ from typing import Any
 import torch
 
 from .errors import XuxieError, XuxieWarning
-from .fileio import (
-    CONFIG,
-    LOG,
-    MODEL_FORMAT,
-    SAMPLES,
-    atomic_path,
-    atomic_write_text,
-    file_in_the_way,
-    fsync_dir,
-    make_temp_dir,
-    xuxie_folder_kind,
-)
+from .fileio import CONFIG, LOG, MODEL_FORMAT, SAMPLES, atomic_path, atomic_write_text, fsync_dir, make_temp_dir, output_folder_kind
 from .models import LanguageModel, model_from_config
 from .tokenizers import Tokenizer, load_tokenizer
 
@@ -185,18 +174,12 @@ def check_out_dir(path: Path, overwrite: bool, corpus_files: Sequence[Path] = ()
     a file; a non-empty folder xuxie did not write (whatever --overwrite says: xuxie replaces only
     its own files); a folder holding the corpus; a trained model without --overwrite. A xuxie
     folder whose run never saved a checkpoint holds nothing to lose and is reused."""
-    if problem := file_in_the_way(path):
-        raise XuxieError(f"--out {path} {problem}; give a folder path")
+    kind = output_folder_kind(path, f"--out {path}", "choose another --out")
     for f in corpus_files:
         if f.resolve().is_relative_to(path.resolve()):
             raise XuxieError(f"the corpus {f} is inside --out {path}; choose an --out folder that holds no corpus files")
-    if not path.is_dir() or not any(path.iterdir()):
-        return
-    kind = xuxie_folder_kind(path)
     if kind is None:
-        shown = ", ".join(sorted(e.name for e in path.iterdir())[:3])
-        raise XuxieError(f"--out {path} holds files xuxie did not write ({shown}…); choose another --out "
-                         "(xuxie never replaces a folder it did not make, even with --overwrite)")
+        return
     if kind == "export":
         raise XuxieError(f"--out {path} is a Hugging Face export, not a model directory; choose another --out")
     if has_checkpoint(path) and not overwrite:

@@ -34,7 +34,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .errors import XuxieError
-from .fileio import CONFIG, EXPORT_FORMAT, file_in_the_way, fsync_dir, make_temp_dir, xuxie_folder_kind
+from .fileio import CONFIG, EXPORT_FORMAT, fsync_dir, make_temp_dir, output_folder_kind
 
 FORMATS = ("hf",)
 #: architectures each format can represent
@@ -80,20 +80,12 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fals
 # --------------------------------------------------------------------------- checks
 def _check_out(model_dir: Path, out: Path, overwrite: bool) -> None:
     """OUT must be new, empty, or (with --overwrite) an earlier xuxie export."""
-    if problem := file_in_the_way(out):
-        raise XuxieError(f"{out} {problem}; give a folder path for the export")
     if out.resolve() == model_dir.resolve() or model_dir.resolve().is_relative_to(out.resolve()):
         raise XuxieError(f"{out} holds the model being exported; choose another path for the export")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    kind = xuxie_folder_kind(out)
-    if kind is None:
-        shown = ", ".join(sorted(e.name for e in out.iterdir())[:3])
-        raise XuxieError(f"{out} holds files xuxie did not write ({shown}…); choose another path "
-                         "(xuxie never replaces a folder it did not make, even with --overwrite)")
+    kind = output_folder_kind(out, str(out), "choose another path")
     if kind == "model":
         raise XuxieError(f"{out} is a xuxie model directory; choose another path for the export")
-    if not overwrite:
+    if kind == "export" and not overwrite:
         raise XuxieError(f"{out} holds an earlier export; pass --overwrite to replace it, or choose another path")
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .errors import XuxieError
+
 _UMASK = os.umask(0o022)  # read once (it can only be read by setting it), then restored
 os.umask(_UMASK)
 
@@ -106,3 +108,20 @@ def xuxie_folder_kind(path: str | Path) -> str | None:
     if isinstance(marker, dict) and marker.get("format") == EXPORT_FORMAT:
         return "export"
     return None
+
+
+def output_folder_kind(path: Path, name: str, other: str) -> str | None:
+    """What xuxie wrote in the output folder ``path`` — ``"model"`` or ``"export"`` — or None when
+    it is new or empty. A file in the way, or a non-empty folder without xuxie's marker, is one
+    error: xuxie never writes into a folder it did not make. ``name`` is how the user gave the
+    path (``--out runs/x``); ``other`` says what to do instead (``choose another --out``)."""
+    if problem := file_in_the_way(path):
+        raise XuxieError(f"{name} {problem}; give a folder path")
+    if not path.is_dir() or not any(path.iterdir()):
+        return None
+    kind = xuxie_folder_kind(path)
+    if kind is None:
+        shown = ", ".join(sorted(e.name for e in path.iterdir())[:3])
+        raise XuxieError(f"{name} holds files xuxie did not write ({shown}…); {other} "
+                         "(xuxie never replaces a folder it did not make, even with --overwrite)")
+    return kind
