@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import xuxie  # noqa: F401  (first: it sets how torch's OpenMP threads wait before torch loads)
+import xuxie  # first: it sets how torch's OpenMP threads wait before torch loads
 
 CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
@@ -80,3 +80,14 @@ def snapshot(folder: Path, *, recursive: bool = True) -> dict[str, str]:
     equal before and after, nothing in it changed."""
     files = folder.rglob("*") if recursive else folder.iterdir()
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(files) if p.is_file()}
+
+
+class InterruptAt(xuxie.Callback):
+    """A callback that presses Ctrl-C once training reaches ``step``."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, trainer, loss):
+        if trainer.state.step == self.step:
+            raise KeyboardInterrupt

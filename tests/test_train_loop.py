@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import InterruptAt
 
-from xuxie import Callback, TextGenerator
+from xuxie import TextGenerator
 from xuxie.checkpoint import checkpoints
 from xuxie.corpus import corpus_from_text
 from xuxie.training import Checkpoint, EarlyStopping, MetricsLog, ReduceLROnPlateau
@@ -24,15 +25,6 @@ TINY = {"hidden_size": 32, "dropout": 0.1}
 def _log(path: Path) -> list[tuple]:
     records = [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines()]
     return [(r["event"], r.get("step"), r.get("lr"), r.get("val_loss"), r.get("stopped")) for r in records]
-
-
-class _InterruptAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, trainer, loss):
-        if trainer.state.step == self.step:
-            raise KeyboardInterrupt
 
 
 def _as_written_before_callbacks_kept_state(out: Path) -> None:
@@ -50,7 +42,7 @@ def _as_written_before_callbacks_kept_state(out: Path) -> None:
 def test_early_stopping_and_plateau_resume_exactly(shakespeare_text, tmp_path, old_format):
     text = shakespeare_text[:60_000]
     TextGenerator.train(text, out=tmp_path / "a", model_options=TINY, **STUCK)
-    callbacks = [MetricsLog(), EarlyStopping(STUCK["patience"]), Checkpoint(), _InterruptAt(10)]
+    callbacks = [MetricsLog(), EarlyStopping(STUCK["patience"]), Checkpoint(), InterruptAt(10)]
     with pytest.raises(KeyboardInterrupt):
         TextGenerator.train(text, out=tmp_path / "b", model_options=TINY, callbacks=callbacks, **STUCK)
     if old_format:

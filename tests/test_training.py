@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import InterruptAt
 
-from xuxie import Callback, TextGenerator, XuxieError
+from xuxie import TextGenerator, XuxieError
 from xuxie.checkpoint import checkpoints, load_trainer_state
 
 TINY = {"hidden_size": 48, "num_layers": 1}
@@ -38,15 +39,6 @@ def test_save_load_generate_same_text(small_shakespeare_model, tmp_path):
     assert TextGenerator.load(tmp_path / "copy").generate(**kw) == tg.generate(**kw)
 
 
-class _InterruptAt(Callback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, trainer, loss):
-        if trainer.state.step == self.step:
-            raise KeyboardInterrupt
-
-
 def test_resume_continues_exactly(shakespeare_text, tmp_path):
     text = shakespeare_text[:60_000]
     common = dict(steps=40, eval_interval=10, model_options={"dropout": 0.1, **TINY}, **FAST)
@@ -55,7 +47,7 @@ def test_resume_continues_exactly(shakespeare_text, tmp_path):
     from xuxie.training import Checkpoint, MetricsLog
 
     with pytest.raises(KeyboardInterrupt):
-        TextGenerator.train(text, out=tmp_path / "b", callbacks=[MetricsLog(), Checkpoint(), _InterruptAt(23)], **common)
+        TextGenerator.train(text, out=tmp_path / "b", callbacks=[MetricsLog(), Checkpoint(), InterruptAt(23)], **common)
     state = load_trainer_state(tmp_path / "b")
     assert json.loads(state["state"])["step"] == 23
     resumed = TextGenerator.train(text, out=tmp_path / "b", resume=True, **{k: v for k, v in common.items() if k != "model_options"})
