@@ -561,11 +561,13 @@ class TextAssembler:
         self.released = 0
         self.done = False
 
-    def push(self, token_id: int) -> None:
+    def push(self, token_id: int) -> str:
+        """Add a token; returns the text it decoded to (before any cut at a stop string)."""
         if self.done:
-            return
+            return ""
         piece = self.decoder.push(token_id)
         self._add(piece)
+        return piece
 
     def _add(self, piece: str) -> None:
         if not piece:

@@ -163,6 +163,23 @@ class AttentionRNNLanguageModel(LanguageModel):
         return ([(h.index_select(0, index), c.index_select(0, index)) for h, c in lstm_states],
                 f.index_select(0, index), s.index_select(0, index))
 
+    def batchable_state(self, state: Any) -> Any:
+        """Cached features padded to ``window - 1`` positions (zeros, with score -inf: no weight)."""
+        if self.config.bidirectional:
+            return state  # already the last window - 1 tokens, <pad> before the text
+        lstm_states, f, s = state
+        missing = self.config.window - 1 - f.shape[1]
+        if missing > 0:
+            f = torch.cat([f.new_zeros(f.shape[0], missing, f.shape[2]), f], 1)
+            s = torch.cat([s.new_full((s.shape[0], missing), float("-inf")), s], 1)
+        return lstm_states, f, s
+
+    def join_states(self, states: list[Any]) -> Any:
+        if self.config.bidirectional:
+            return torch.cat(states, 0)
+        layers = [(torch.cat([h for h, _ in per], 0), torch.cat([c for _, c in per], 0)) for per in zip(*(st[0] for st in states))]
+        return layers, torch.cat([st[1] for st in states], 0), torch.cat([st[2] for st in states], 0)
+
     def detach_state(self, state: Any) -> Any:
         if state is None or self.config.bidirectional:
             return state

@@ -76,6 +76,18 @@ class LanguageModel(nn.Module):
     def detach_state(self, state: Any) -> Any:
         return state
 
+    # -- continuous batching (the server): rows of different requests stepped together ----------
+    def batchable_state(self, state: Any) -> Any:
+        """``state`` (one request's rows, from ``prefill``) in the form continuous batching keeps:
+        each row padded to the model's fixed longest history and carrying its own position, so rows
+        of requests that started at different times can be joined and stepped as one batch — and a
+        row's arithmetic has the same shapes whatever else is in the batch (batch invariance)."""
+        return state
+
+    def join_states(self, states: list[Any]) -> Any:
+        """One state holding the rows of several :meth:`batchable_state` states, in order."""
+        raise NotImplementedError
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

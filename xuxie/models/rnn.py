@@ -145,6 +145,11 @@ class RNNLanguageModel(LanguageModel):
             return tuple(s.index_select(1, index) for s in state)
         return state.index_select(1, index)
 
+    def join_states(self, states: list[Any]) -> Any:
+        if isinstance(states[0], tuple):  # LSTM (h, c), each (layers, batch, hidden)
+            return tuple(torch.cat(parts, 1) for parts in zip(*states))
+        return torch.cat(states, 1)
+
     def detach_state(self, state: Any) -> Any:
         if state is None:
             return None

@@ -111,6 +111,14 @@ class Seq2SeqState:
                             None if self.attention is None else pick(self.attention))
 
 
+def _pad_source(t: torch.Tensor, length: int, value: float | bool) -> torch.Tensor:
+    """``t`` (batch, source, ...) padded with ``value`` to ``length`` source positions."""
+    missing = length - t.shape[1]
+    if missing <= 0:
+        return t
+    return torch.cat([t, t.new_full((t.shape[0], missing, *t.shape[2:]), value)], 1)
+
+
 class Seq2SeqModel(LanguageModel):
     config_class = Seq2SeqConfig
     is_encoder_decoder: ClassVar[bool] = True
@@ -283,6 +291,18 @@ class Seq2SeqModel(LanguageModel):
 
     def reorder_state(self, state: Seq2SeqState, index: torch.Tensor) -> Seq2SeqState:
         return state.select(index)
+
+    def batchable_state(self, state: Seq2SeqState) -> Seq2SeqState:
+        """Encoder memory padded to ``max_source_len`` (masked), without the last attention weights."""
+        n = self.config.max_source_len
+        return Seq2SeqState(state.h, state.c, state.feed, _pad_source(state.memory, n, 0.0), _pad_source(state.keys, n, 0.0),
+                            _pad_source(state.mask, n, False))
+
+    def join_states(self, states: list[Seq2SeqState]) -> Seq2SeqState:
+        cat = lambda ts: torch.cat(list(ts), 0)  # noqa: E731
+        c = None if states[0].c is None else [cat(layer) for layer in zip(*(s.c for s in states))]
+        return Seq2SeqState([cat(layer) for layer in zip(*(s.h for s in states))], c, cat(s.feed for s in states),
+                            cat(s.memory for s in states), cat(s.keys for s in states), cat(s.mask for s in states))
 
     def attention_matrix(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Attention weights (T, S) the decoder gives each source token while producing each of

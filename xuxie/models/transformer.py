@@ -96,11 +96,15 @@ class TransformerConfig(ModelConfig):
 class KVCache:
     """Keys/values of every layer in ``context`` preallocated slots per sequence (a ring buffer)."""
 
-    def __init__(self, k: torch.Tensor, v: torch.Tensor, pos: int, window: int, tokens: torch.Tensor):
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, pos: int, window: int, tokens: torch.Tensor,
+                 row_pos: torch.Tensor | None = None):
         self.k, self.v = k, v  # (layers, batch, heads, window, head_dim)
         self.pos = pos  # tokens seen so far (absolute position of the next token)
         self.window = window
         self.tokens = tokens  # (batch, window) the last tokens, for learned positions' re-encoding
+        #: continuous batching: each row's own ``pos`` (batch,), rows of different requests
+        #: joined; None when every row is at ``pos`` (one request)
+        self.row_pos = row_pos
 
     @classmethod
     def empty(cls, cfg: TransformerConfig, batch: int, device, dtype) -> KVCache:
@@ -129,7 +133,20 @@ class KVCache:
 
     def index_select(self, index: torch.Tensor) -> KVCache:
         return KVCache(self.k.index_select(1, index), self.v.index_select(1, index), self.pos, self.window,
-                       self.tokens.index_select(0, index))
+                       self.tokens.index_select(0, index), None if self.row_pos is None else self.row_pos.index_select(0, index))
+
+    def with_row_positions(self) -> KVCache:
+        if self.row_pos is not None:
+            return self
+        row_pos = torch.full((self.k.shape[1],), self.pos, dtype=torch.long, device=self.k.device)
+        return KVCache(self.k, self.v, self.pos, self.window, self.tokens, row_pos)
+
+    @staticmethod
+    def join(caches: list[KVCache]) -> KVCache:
+        """The rows of several caches with row positions, in order."""
+        first = caches[0]
+        return KVCache(torch.cat([c.k for c in caches], 1), torch.cat([c.v for c in caches], 1), first.pos, first.window,
+                       torch.cat([c.tokens for c in caches], 0), torch.cat([c.row_pos for c in caches], 0))
 
 
 def _rope_tables(positions: torch.Tensor, dim: int, base: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,6 +285,10 @@ class TransformerLanguageModel(LanguageModel):
         """Process ``ids`` after the tokens in ``cache`` (one or many), updating it in place."""
         B, T = ids.shape
         W = self.config.context
+        if cache.row_pos is not None:
+            if T != 1:
+                raise XuxieError("a cache of joined rows (continuous batching) advances one token at a time")
+            return self._extend_rows(ids, cache)
         if self.wpe is not None and cache.pos + T > W:
             return self._restart_window(ids, cache)
         if T > 1:  # several tokens: exact, via keys of cache + new tokens with a banded causal mask
@@ -297,6 +318,59 @@ class TransformerLanguageModel(LanguageModel):
         cache.pos = p + 1
         return self.lm_head(self.ln_f(x)), cache
 
+    def _extend_rows(self, ids: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
+        """One token per row, each row at its own position (continuous batching). Every row
+        attends over all ``context`` slots with a mask of its filled ones, so its arithmetic has
+        the same shapes whatever the other rows are."""
+        W = self.config.context
+        p = cache.row_pos
+        # Learned positions: rows whose token would go past the window are re-encoded after the
+        # batched pass (their recent tokens read first, before the pass overwrites a slot).
+        restarts = (p >= W).nonzero()[:, 0].tolist() if self.wpe is not None else []
+        recent = {r: self._recent_tokens(cache, r) for r in restarts}
+        p = p.clamp(max=W - 1) if restarts else p
+        B = ids.shape[0]
+        x = self._embed(ids, p[:, None])
+        rope = None
+        if self.config.positions == "rotary":
+            table = self._rope(0, int(p.max()) + 1, ids.device, torch.float32)
+            rope = table[0][p][:, None, None], table[1][p][:, None, None]  # (B, 1, 1, head_dim)
+        rows = torch.arange(B, device=ids.device)
+        slot = p % W
+        filled = torch.arange(W, device=ids.device)[None, :] < (p + 1).clamp(max=W)[:, None]
+        mask = filled[:, None, None, :]  # (B, 1, 1, W)
+        for i, blk in enumerate(self.blocks):
+            q, k, v = blk.qkv(x)
+            if rope is not None:
+                cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
+                q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+            ck, cv = cache.k[i], cache.v[i]
+            ck[rows, :, slot] = k[:, :, 0]
+            cv[rows, :, slot] = v[:, :, 0]
+            x = blk.finish(x, F.scaled_dot_product_attention(q, ck, cv, attn_mask=mask))
+        cache.tokens[rows, slot] = ids[:, 0]
+        cache.row_pos = cache.row_pos + 1
+        logits = self.lm_head(self.ln_f(x))
+        for r in restarts:
+            logits[r] = self._restart_row(recent[r], ids[r], cache, r)
+        return logits, cache
+
+    def _recent_tokens(self, cache: KVCache, r: int) -> torch.Tensor:
+        """Row ``r``'s last ``context // 2 - 1`` tokens, oldest first (a full ring buffer)."""
+        W = self.config.context
+        keep = max(W // 2, 1)
+        order = (int(cache.row_pos[r]) % W + torch.arange(W, device=cache.tokens.device)) % W
+        return cache.tokens[r, order][W - (keep - 1):] if keep > 1 else cache.tokens[r, :0]
+
+    def _restart_row(self, recent: torch.Tensor, token: torch.Tensor, cache: KVCache, r: int) -> torch.Tensor:
+        """Learned positions past the window, for row ``r`` of joined rows: encode ``recent`` +
+        ``token`` from position 0 into the row, returning its logits (1, vocab)."""
+        logits, fresh = self.prefill(torch.cat([recent, token])[None])
+        cache.k[:, r], cache.v[:, r] = fresh.k[:, 0], fresh.v[:, 0]
+        cache.tokens[r] = fresh.tokens[0]
+        cache.row_pos[r] = fresh.pos
+        return logits[0, -1:]
+
     def _restart_window(self, ids: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
         """Learned positions past the context: re-encode the recent half window, then go on."""
         W = self.config.context
@@ -322,6 +396,12 @@ class TransformerLanguageModel(LanguageModel):
 
     def reorder_state(self, state: Any, index: torch.Tensor) -> Any:
         return None if state is None else state.index_select(index)
+
+    def batchable_state(self, state: KVCache) -> KVCache:
+        return state.with_row_positions()
+
+    def join_states(self, states: list[KVCache]) -> KVCache:
+        return KVCache.join(states)
 
 
 register("transformer", TransformerLanguageModel)

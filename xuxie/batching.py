@@ -1,0 +1,338 @@
+"""Continuous batching: many requests' sequences decoded together, one step at a time.
+
+A :class:`Job` is one request: a prompt, its :class:`~xuxie.decoding.GenerationConfig`, ``n``
+sequences and its own seeded generator. A :class:`Batcher` (one per model) holds the rows of every
+active job in one model state — KV-cache rows for a transformer, hidden-state rows for an RNN,
+encoder-memory rows for a seq2seq model (``model.batchable_state`` / ``join_states``) — and
+:meth:`Batcher.step` advances all of them with one ``model.step``. Jobs join and leave between
+steps. Everything per request is the ordinary decoding code: each job's rows go through its own
+processor chain (:func:`~xuxie.decoding.build_processors`) and are sampled with its own generator
+exactly as :func:`~xuxie.decoding.sample_steps` samples them, and each row's state has a fixed
+shape, so a seeded request writes the same text alone and amid others (as far as the model's
+arithmetic does not depend on the batch size: README, serving).
+
+Nothing here knows about HTTP: the server (``xuxie.server``) queues jobs, runs a batcher in its
+own thread and turns :class:`Emission` s into OpenAI's shapes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .decoding import (
+    BOS,
+    DecodingSetup,
+    GenerationConfig,
+    SuppressTokens,
+    TextAssembler,
+    _make_generator,
+    apply_processors,
+    build_processors,
+)
+from .errors import XuxieError
+from .threads import threads_for
+
+
+@dataclass
+class Piece:
+    """One emitted text piece with the log-probability of the token(s) that wrote it (a byte-level
+    character split over tokens is one piece: their log-probabilities summed) and the model's most
+    likely alternatives at its first token (OpenAI's ``top_logprobs``: text -> log-probability)."""
+
+    text: str
+    logprob: float | None
+    top: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Emission:
+    """New output of one sequence after a step: text now safe to show, its pieces (when the job
+    asked for log-probabilities) and, once the sequence is over, why (``stop`` or ``length``)."""
+
+    index: int
+    text: str
+    pieces: list[Piece]
+    finish_reason: str | None = None
+    tokens: int = 0  # tokens generated so far by this sequence
+
+
+def token_text(tokenizer, token_id: int) -> str:
+    """A token as text on its own; a byte-level token that is part of a character is shown as
+    OpenAI shows one: ``bytes:\\xe4\\xbd``."""
+    if hasattr(tokenizer, "token_bytes"):
+        raw = tokenizer.token_bytes(token_id)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "bytes:" + "".join(f"\\x{b:02x}" for b in raw)
+    return tokenizer.piece(token_id)
+
+
+class _Sequence:
+    """One row's text, cut at stop strings, and its pieces with log-probabilities."""
+
+    def __init__(self, tokenizer, stop: Sequence[str], want_pieces: bool):
+        self.assembler = TextAssembler(tokenizer, stop)
+        self.want_pieces = want_pieces
+        self.pieces: list[Piece] = []
+        self.pending_logprob = 0.0  # tokens decoded into no text yet (a character's first bytes)
+        self.pending_top: dict[str, float] | None = None
+        self.emitted = 0  # characters handed out
+        self.emitted_pieces = 0
+        self.tokens = 0
+        self.finish_reason: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    def push(self, token: int, logprob: float | None, top: dict[str, float] | None) -> None:
+        self.tokens += 1
+        a = self.assembler
+        piece = a.push(token)
+        if self.want_pieces:
+            self.pending_logprob += logprob
+            self.pending_top = top if self.pending_top is None else self.pending_top
+            if piece:
+                self.pieces.append(Piece(piece, self.pending_logprob, self.pending_top or {}))
+                self.pending_logprob, self.pending_top = 0.0, None
+        if a.done:
+            self.finish_reason = "stop"  # a stop string
+
+    def finish(self, reason: str) -> None:
+        if self.finish_reason is None:
+            self.finish_reason = reason
+        self.assembler.finish()
+
+    def emission(self, index: int) -> Emission:
+        """Text that is safe to show since the last emission (all of it once finished). With pieces,
+        text goes out whole pieces at a time, each cut to the final text (a stop string)."""
+        a = self.assembler
+        a.release()
+        safe = len(a.text) if self.done else a.released
+        if not self.want_pieces:
+            text = a.text[self.emitted:safe]
+            self.emitted = safe
+            return Emission(index, text, [], self.finish_reason if self.done else None, self.tokens)
+        out: list[Piece] = []
+        start = sum(len(p.text) for p in self.pieces[:self.emitted_pieces])
+        for p in self.pieces[self.emitted_pieces:]:
+            end = start + len(p.text)
+            if end > safe and not (self.done and start < safe):
+                break
+            out.append(Piece(a.text[start:min(end, safe)], p.logprob, p.top))
+            self.emitted_pieces += 1
+            start = end
+        text = "".join(p.text for p in out)
+        self.emitted += len(text)
+        return Emission(index, text, out, self.finish_reason if self.done else None, self.tokens)
+
+
+class Job:
+    """One request: ``n`` sequences from ``prompt_ids`` decoded with ``config`` (validated here).
+
+    ``logprobs``: how many alternatives to report per piece (``None``: no pieces, 0: the chosen
+    piece's log-probability only). ``on_emit(job, emissions)`` is called from the batcher's thread
+    after each step; ``on_error(job, message)`` when the job fails. :meth:`cancel` (any thread)
+    frees its rows at the next step.
+    """
+
+    def __init__(self, setup: DecodingSetup, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1, *,
+                 logprobs: int | None = None, on_emit: Callable[[Job, list[Emission]], None] | None = None,
+                 on_error: Callable[[Job, str], None] | None = None):
+        config.validate()
+        if config.num_beams > 1:
+            raise XuxieError("beam search is not batched across requests: decode it on its own (DecodingSetup.beams)")
+        if not prompt_ids:
+            raise XuxieError("decoding needs at least one prompt token")
+        self.setup = setup
+        self.prompt_ids = list(prompt_ids)
+        self.config = config
+        self.n = n
+        self.logprobs = logprobs
+        self.on_emit = on_emit or (lambda job, emissions: None)
+        self.on_error = on_error or (lambda job, message: None)
+        self.sequences = [_Sequence(setup.tokenizer, config.stop, logprobs is not None) for _ in range(n)]
+        self.processors = build_processors(config, (), sampling=True)
+        self.generator = _make_generator(setup.model.device, config.seed) if config.do_sample else None
+        prefix = [BOS] if setup.is_encoder_decoder else self.prompt_ids
+        self.history = torch.empty(n, len(prefix) + config.max_new_tokens, dtype=torch.long, device=setup.model.device)
+        self.history[:, :len(prefix)] = torch.tensor(prefix, dtype=torch.long, device=setup.model.device)
+        self.steps = 0
+        self._cancelled = threading.Event()
+
+    @property
+    def prompt_length(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def finished(self) -> bool:
+        return all(s.done for s in self.sequences)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(s.tokens for s in self.sequences)
+
+    def history_so_far(self) -> torch.Tensor:
+        """(n, prefix + steps): what processors see (the prompt, or a seq2seq decoder's ``<bos>``)."""
+        return self.history[:, :self.history.shape[1] - self.config.max_new_tokens + self.steps]
+
+    def _choose(self, scores: torch.Tensor) -> tuple[list[int], list[float | None], list[dict[str, float] | None]]:
+        """Tokens for this job's rows from their scores (after the model's own processors)."""
+        logprobs = tops = [None] * self.n
+        if self.logprobs is not None:
+            logp = scores.log_softmax(-1)
+        scores = apply_processors(self.processors, self.history_so_far(), scores)
+        if self.generator is None:
+            tokens = scores.argmax(-1)
+        else:
+            tokens = torch.multinomial(scores.softmax(-1), 1, generator=self.generator)[:, 0]
+        eos = self.setup.eos_id
+        if eos is not None:
+            ended = torch.tensor([s.finish_reason is not None for s in self.sequences])
+            tokens = tokens.masked_fill(ended.to(tokens.device), eos)
+        self.history[:, self.history.shape[1] - self.config.max_new_tokens + self.steps] = tokens
+        if self.logprobs is not None:
+            logprobs = logp.gather(1, tokens[:, None])[:, 0].tolist()
+            tops = self._alternatives(logp)
+        return tokens.tolist(), logprobs, tops
+
+    def _alternatives(self, logp: torch.Tensor) -> list[dict[str, float]]:
+        if not self.logprobs:
+            return [{} for _ in range(self.n)]
+        values, ids = logp.topk(min(self.logprobs, logp.shape[-1]), -1)
+        tok = self.setup.tokenizer
+        return [{token_text(tok, i): v for i, v in zip(row_ids, row_values) if v > -math.inf}
+                for row_ids, row_values in zip(ids.tolist(), values.tolist())]
+
+    def _advance(self, scores: torch.Tensor) -> list[int]:
+        """One step of this job: choose, push into each sequence, report; returns the tokens fed back."""
+        tokens, logprobs, tops = self._choose(scores)
+        self.steps += 1
+        last = self.steps >= self.config.max_new_tokens
+        for s, tok, lp, top in zip(self.sequences, tokens, logprobs, tops):
+            if s.done:
+                continue
+            if tok == self.setup.eos_id:
+                s.finish("stop")
+                continue
+            s.push(tok, lp, top)
+            if last:
+                s.finish("length")
+        emissions = [s.emission(i) for i, s in enumerate(self.sequences)]
+        self.on_emit(self, [e for e in emissions if e.text or e.pieces or e.finish_reason])
+        return tokens
+
+
+class Batcher:
+    """The rows of every active :class:`Job` of one model, stepped together (see module doc).
+
+    Not thread-safe: one thread owns a batcher and calls :meth:`add`, :meth:`step` and
+    :meth:`drop_cancelled`.
+    """
+
+    def __init__(self, setup: DecodingSetup):
+        self.setup = setup
+        self.model = setup.model
+        self.jobs: list[Job] = []
+        self.state = None
+        self.logits: torch.Tensor | None = None  # (rows, vocab): the next step's scores
+        self._structural = [*setup.constraints, SuppressTokens(setup.suppress)]
+
+    @property
+    def rows(self) -> int:
+        return sum(j.n for j in self.jobs)
+
+    @torch.inference_mode()
+    def add(self, job: Job) -> None:
+        """Encode ``job``'s prompt on its own (the prompt's forward pass) and join its rows."""
+        ids = torch.tensor([job.prompt_ids], dtype=torch.long, device=self.model.device)
+        _use_threads("evaluate")  # a prompt is one forward pass over many tokens
+        logits, state = self.model.prefill(ids)
+        index = torch.zeros(job.n, dtype=torch.long, device=self.model.device)
+        state = self.model.batchable_state(self.model.reorder_state(state, index))
+        logits = logits[:, -1].float().expand(job.n, -1)
+        if job.config.max_new_tokens == 0:
+            for s in job.sequences:
+                s.finish("length")
+            job.on_emit(job, [s.emission(i) for i, s in enumerate(job.sequences)])
+            return
+        if self.jobs:
+            state = self.model.join_states([self.state, state])
+            logits = torch.cat([self.logits, logits])
+        self.jobs.append(job)
+        self.state, self.logits = state, logits.clone()
+
+    def drop_cancelled(self) -> list[Job]:
+        """Free the rows of cancelled jobs (a client that left); returns them."""
+        gone = [j for j in self.jobs if j.cancelled]
+        if gone:
+            self._keep([j for j in self.jobs if not j.cancelled])
+        return gone
+
+    @torch.inference_mode()
+    def step(self) -> list[Job]:
+        """One token for every active row; returns the jobs that finished (their rows are freed)."""
+        if not self.jobs:
+            return []
+        _use_threads("decode", self.rows)
+        tokens: list[int] = []
+        start = 0
+        for job in self.jobs:
+            scores = self.logits[start:start + job.n].clone()  # processors may write in place
+            tokens += job._advance(apply_processors(self._structural, job.history_so_far(), scores))
+            start += job.n
+        done = [j for j in self.jobs if j.finished]
+        if done:
+            tokens = [tokens[r] for r in self._keep([j for j in self.jobs if not j.finished])]
+        if self.jobs:
+            ids = torch.tensor(tokens, dtype=torch.long, device=self.model.device)
+            logits, self.state = self.model.step(ids, self.state)
+            self.logits = logits.float()
+        return done
+
+    def _keep(self, jobs: list[Job]) -> list[int]:
+        """Keep only ``jobs``' rows; returns the kept row numbers."""
+        rows, start = [], 0
+        for j in self.jobs:
+            if j in jobs:
+                rows += range(start, start + j.n)
+            start += j.n
+        self.jobs = jobs
+        if not jobs:
+            self.state, self.logits = None, None
+        elif len(rows) < self.logits.shape[0]:
+            index = torch.tensor(rows, dtype=torch.long, device=self.model.device)
+            self.state = self.model.reorder_state(self.state, index)
+            self.logits = self.logits.index_select(0, index)
+        return rows
+
+    def fail_all(self, message: str) -> None:
+        """Drop every job with ``message`` (an unexpected error in a batched step)."""
+        for j in self.jobs:
+            j.on_error(j, message)
+        self.jobs, self.state, self.logits = [], None, None
+
+
+def _use_threads(workload: str, rows: int = 1) -> None:
+    """Torch threads for ``workload`` (one thread for a few decoded rows, all cores for many or for
+    a prompt: :func:`xuxie.threads.threads_for`). Set, not scoped: a batcher's thread is the only
+    one running the model."""
+    n = threads_for(workload, rows)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+__all__ = ["Batcher", "Emission", "Job", "Piece", "token_text"]
