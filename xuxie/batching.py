@@ -138,16 +138,15 @@ class Job:
 
     ``logprobs``: how many alternatives to report per piece (``None``: no pieces, 0: the chosen
     piece's log-probability only). ``on_emit(job, emissions)`` is called from the batcher's thread
-    after each step; ``on_error(job, message)`` when the job fails. :meth:`cancel` (any thread)
+    after each step; ``on_error(job, message, server_fault)`` when the job fails (``server_fault``:
+    not the request's fault). :meth:`cancel` (any thread)
     frees its rows at the next step.
     """
 
     def __init__(self, setup: DecodingSetup, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1, *,
                  logprobs: int | None = None, on_emit: Callable[[Job, list[Emission]], None] | None = None,
-                 on_error: Callable[[Job, str], None] | None = None):
+                 on_error: Callable[[Job, str, bool], None] | None = None, prompt_text: str | None = None):
         config.validate()
-        if config.num_beams > 1:
-            raise XuxieError("beam search is not batched across requests: decode it on its own (DecodingSetup.beams)")
         if not prompt_ids:
             raise XuxieError("decoding needs at least one prompt token")
         self.setup = setup
@@ -156,7 +155,7 @@ class Job:
         self.n = n
         self.logprobs = logprobs
         self.on_emit = on_emit or (lambda job, emissions: None)
-        self.on_error = on_error or (lambda job, message: None)
+        self.on_error = on_error or (lambda job, message, server_fault: None)
         self.sequences = [_Sequence(setup.tokenizer, config.stop, logprobs is not None) for _ in range(n)]
         self.processors = build_processors(config, (), sampling=True)
         self.generator = _make_generator(setup.model.device, config.seed) if config.do_sample else None
@@ -165,6 +164,10 @@ class Job:
         self.history[:, :len(prefix)] = torch.tensor(prefix, dtype=torch.long, device=setup.model.device)
         self.steps = 0
         self._cancelled = threading.Event()
+        #: ``prompt_text`` given: the prompt's pieces with the model's log-probabilities (echo),
+        #: filled when the job is admitted
+        self.prompt_text = prompt_text
+        self.prompt_pieces: list[Piece] | None = None
 
     @property
     def prompt_length(self) -> int:
@@ -258,9 +261,13 @@ class Batcher:
     @torch.inference_mode()
     def add(self, job: Job) -> None:
         """Encode ``job``'s prompt on its own (the prompt's forward pass) and join its rows."""
+        if job.config.num_beams > 1:
+            raise XuxieError("beam search is not batched across requests: decode it on its own (DecodingSetup.texts)")
         ids = torch.tensor([job.prompt_ids], dtype=torch.long, device=self.model.device)
         _use_threads("evaluate")  # a prompt is one forward pass over many tokens
         logits, state = self.model.prefill(ids)
+        if job.prompt_text is not None:
+            job.prompt_pieces = self._prompt_pieces(job, logits[0])
         index = torch.zeros(job.n, dtype=torch.long, device=self.model.device)
         state = self.model.batchable_state(self.model.reorder_state(state, index))
         logits = logits[:, -1].float().expand(job.n, -1)
@@ -274,6 +281,33 @@ class Batcher:
             logits = torch.cat([self.logits, logits])
         self.jobs.append(job)
         self.state, self.logits = state, logits.clone()
+
+    def _prompt_pieces(self, job: Job, logits: torch.Tensor) -> list[Piece]:
+        """The prompt as pieces, each with the log-probability the model gave it after the text
+        before it (the first has none; OpenAI's echo). A seq2seq input, or a prompt whose tokens do
+        not spell it (characters the model never saw), is one piece without a log-probability."""
+        text = job.prompt_text
+        if self.setup.is_encoder_decoder or not text:
+            return [Piece(text, None)] if text else []
+        logp = logits.float().log_softmax(-1)
+        tokenizer = self.setup.tokenizer
+        not_text = {tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id}
+        decoder = tokenizer.stream_decoder()
+        pieces: list[Piece] = []
+        pending = 0.0
+        for i, tok in enumerate(job.prompt_ids):
+            if tok in not_text or tok >= tokenizer.vocab_size:  # <bos>, a context label
+                pending = 0.0
+                continue
+            piece = decoder.push(tok)
+            pending += float(logp[i - 1, tok]) if i else math.nan
+            if piece:
+                top = dict(job._alternatives(logp[i - 1:i])[0]) if i else {}
+                pieces.append(Piece(piece, None if math.isnan(pending) else pending, top))
+                pending = 0.0
+        if "".join(p.text for p in pieces) != text:
+            return [Piece(text, None)]
+        return pieces
 
     def drop_cancelled(self) -> list[Job]:
         """Free the rows of cancelled jobs (a client that left); returns them."""
@@ -322,7 +356,7 @@ class Batcher:
     def fail_all(self, message: str) -> None:
         """Drop every job with ``message`` (an unexpected error in a batched step)."""
         for j in self.jobs:
-            j.on_error(j, message)
+            j.on_error(j, message, True)
         self.jobs, self.state, self.logits = [], None, None
 
 

@@ -23,6 +23,7 @@ from .errors import XuxieError, XuxieWarning, check_numbers
 from .models.base import default_config
 from .models.seq2seq import ATTENTIONS, CELLS
 from .models.transformer import DEFAULT_PRESET, POSITIONS, PRESETS
+from .server.limits import ServerLimits
 from .threads import requested_threads_set, threads_scope
 from .training import SCHEDULES, TrainConfig
 
@@ -788,6 +789,55 @@ def analyze(
     f = report["files"]
     err.print(f"wrote {escape(f['report_html'])} (and report.md, metrics.json, samples.json, {len(f['plots'])} plots) "
               f"in {report['timing']['total_seconds']:.1f} s")
+
+
+# --------------------------------------------------------------------------- serve
+SERVE_HELP = """Serve models over HTTP: OpenAI's API (/v1/completions, /v1/chat/completions,
+/v1/models), /tokenize, /detokenize, /health, /metrics, and a playground at /.
+
+Requests to a model are decoded together (continuous batching), every architecture; a seeded
+request writes the same text alone and amid others. Name a model with NAME=DIR (default: the
+folder's name). Listens on 127.0.0.1 unless --host says otherwise; --api-key (or XUXIE_API_KEY)
+protects every route but /health and the playground's page.
+
+Examples:
+
+    xuxie serve runs/shakespeare
+
+    xuxie serve hlm=runs/hlm-lstm gpt=runs/hlm-tf --port 8080 --api-key secret
+
+    curl localhost:8000/v1/completions -H 'Content-Type: application/json' \\
+         -d '{"model": "shakespeare", "prompt": "ROMEO:", "max_tokens": 100}'
+"""
+_LIMITS = ServerLimits()
+
+
+@app.command(help=SERVE_HELP)
+@_command("decode")
+def serve(
+    models: Annotated[list[str], typer.Argument(help="Model directories, each DIR or NAME=DIR.", show_default=False)],
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; use --api-key).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    api_key: Annotated[str | None, typer.Option(envvar="XUXIE_API_KEY", show_default=False,
+                                                help="Require 'Authorization: Bearer KEY' (also XUXIE_API_KEY).")] = None,
+    max_concurrency: Annotated[int, typer.Option(min=1, help="Sequences decoded together per model.")] = _LIMITS.max_rows,
+    max_queue: Annotated[int, typer.Option(min=0, help="Requests waiting per model; beyond it: HTTP 429.")] = _LIMITS.max_queue,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Most new tokens a sequence may ask for.")] = _LIMITS.max_tokens,
+    max_n: Annotated[int, typer.Option(min=1, help="Most sequences a request may ask for (prompts × n).")] = _LIMITS.max_n,
+    max_prompt_tokens: Annotated[int, typer.Option(min=1, help="Longest prompt, in tokens.")] = _LIMITS.max_prompt_tokens,
+    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds a request may take (then HTTP 408).")] = _LIMITS.timeout,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, mps (default: the best there is).", show_default=False)] = None,
+) -> None:
+    from .server.run import serve as run_server
+
+    limits = ServerLimits(max_tokens=max_tokens, max_n=max_n, max_prompt_tokens=max_prompt_tokens, max_rows=max_concurrency,
+                          max_queue=max_queue, timeout=timeout)
+
+    def ready(url: str, names: list[str]) -> None:
+        err.print(f"serving {', '.join(names)} at {url}  (playground: {url}/, API: {url}/v1, docs: {url}/docs; Ctrl-C stops)",
+                  soft_wrap=True)
+
+    run_server(models, host, port, api_key, limits, device, on_ready=ready)
 
 
 def main() -> None:
