@@ -24,7 +24,7 @@
   };
 
   const el = {
-    model: $("model"), modelInfo: $("model_info"), prompt: $("prompt"), promptLabel: $("prompt_label"),
+    model: $("model"), modelInfo: $("model_info"), context: $("context"), contextField: $("context_field"), prompt: $("prompt"), promptLabel: $("prompt_label"),
     seed: $("seed"), apiKey: $("api_key"), generate: $("generate"), stop: $("stop"),
     cont: $("continue"), copy: $("copy"), reset: $("reset"), output: $("output"),
     status: $("status"), error: $("error"), popup: $("alternatives"),
@@ -106,6 +106,12 @@
     const m = currentModel();
     el.modelInfo.textContent = m ? describeModel(m) : "";
     el.promptLabel.textContent = isSeq2seq() ? "Input (the model answers it)" : "Prompt";
+    const labels = m && m.xuxie && Array.isArray(m.xuxie.labels) ? m.xuxie.labels.map(String) : [];
+    const keep = el.context.value;
+    el.context.replaceChildren(new Option("none", ""));
+    for (const label of labels) el.context.append(new Option(label, label));
+    el.context.value = labels.includes(keep) ? keep : "";
+    el.contextField.hidden = labels.length === 0;
     if (m) save("model", m.id);
     updateButtons();
   }
@@ -217,6 +223,7 @@
       stream: true,
       logprobs: 5,
     };
+    if (!el.contextField.hidden && el.context.value) body.context = el.context.value;
     const seed = el.seed.value.trim();
     if (seed !== "") {
       if (!/^\d+$/.test(seed)) return "The seed must be a whole number (or empty for a random one).";
@@ -607,6 +614,7 @@
       const t = document.createElement("span");
       t.className = "alt-text";
       t.append(visibleText(e.text));
+      t.title = codePoints(e.text);  // tells ":" from "："
       const pr = document.createElement("span");
       pr.className = "alt-prob";
       pr.textContent = formatPercent(p) + (chosen ? " ✓" : "");
@@ -628,6 +636,11 @@
     positionPopup(span);
   }
 
+  function codePoints(text) {
+    const cps = [...text].map((c) => "U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0"));
+    return cps.length <= 4 ? `${JSON.stringify(text)} ${cps.join(" ")}` : JSON.stringify(text);
+  }
+
   function describeWhitespace(text) {
     if (text === "") return "nothing";
     return text.replace(/ /g, "space ").replace(/\n/g, "line break ").replace(/\t/g, "tab ").trim() || text;
@@ -642,8 +655,9 @@
     const w = pop.offsetWidth, h = pop.offsetHeight;
     const vw = document.documentElement.clientWidth, vh = document.documentElement.clientHeight;
     let left = Math.min(Math.max(4, r.left), vw - w - 4);
-    let top = r.bottom + 6;
-    if (top + h > vh - 4 && r.top - h - 6 >= 4) top = r.top - h - 6;
+    // right against the piece, so the pointer reaches the popup without crossing the next line
+    let top = r.bottom + 2;
+    if (top + h > vh - 4 && r.top - h - 2 >= 4) top = r.top - h - 2;
     pop.style.left = `${Math.max(4, left)}px`;
     pop.style.top = `${Math.max(4, top)}px`;
   }
@@ -675,11 +689,14 @@
     generate();
   }
 
-  function focusPiece(span) {
+  let quietFocus = false;  // focus a piece without opening its popup (back from the popup by Escape)
+  function focusPiece(span, quiet) {
     if (!span) return;
     for (const p of el.output.querySelectorAll('.piece[tabindex="0"]')) p.tabIndex = -1;
     span.tabIndex = 0;
+    quietFocus = Boolean(quiet);
     span.focus();
+    quietFocus = false;
   }
 
   // ------------------------------------------------------------------ events
@@ -689,11 +706,8 @@
 
   el.output.addEventListener("mouseover", (ev) => {
     const span = pieceFrom(ev.target);
-    if (span && span !== popupPiece) {
-      if (!popupPinned) showPopup(span, false);
-    } else if (span) {
-      cancelHide();
-    }
+    if (span && span !== popupPiece) showPopup(span, false);  // hovering previews, also when one is pinned
+    else if (span) cancelHide();
   });
   el.output.addEventListener("mouseout", (ev) => {
     const span = pieceFrom(ev.target);
@@ -702,14 +716,14 @@
   el.output.addEventListener("click", (ev) => {
     const span = pieceFrom(ev.target);
     if (!span) return;
-    popupPinned = true;
     showPopup(span, true);
   });
   el.output.addEventListener("focusin", (ev) => {
     const span = pieceFrom(ev.target);
     if (span) {
-      popupPinned = true;
-      showPopup(span, true);
+      for (const p of el.output.querySelectorAll('.piece[tabindex="0"]')) if (p !== span) p.tabIndex = -1;
+      span.tabIndex = 0;  // Tab comes back to the piece last focused
+      if (!quietFocus) showPopup(span, true);
     }
   });
   el.output.addEventListener("keydown", (ev) => {
@@ -756,7 +770,7 @@
     else if (ev.key === "Escape") {
       const span = popupPiece;
       hidePopup();
-      if (span) focusPiece(span);
+      if (span) focusPiece(span, true);
       ev.stopPropagation();
     }
   });
@@ -815,6 +829,10 @@
   el.seed.value = load("seed", "");
   el.seed.addEventListener("input", () => save("seed", el.seed.value.trim()));
   el.apiKey.value = load("api_key", "");
+  $("api_key_form").addEventListener("submit", (ev) => {  // Enter in the key field: use it now
+    ev.preventDefault();
+    loadModels();
+  });
   let keyTimer = null;
   el.apiKey.addEventListener("input", () => {
     save("api_key", el.apiKey.value.trim());
