@@ -28,6 +28,8 @@ from .decoding import (
     BOS,
     DecodingSetup,
     GenerationConfig,
+    NoRepeatNGram,
+    RepetitionPenalty,
     SuppressTokens,
     TextAssembler,
     _make_generator,
@@ -158,6 +160,8 @@ class Job:
         self.on_error = on_error or (lambda job, message, server_fault: None)
         self.sequences = [_Sequence(setup.tokenizer, config.stop, logprobs is not None) for _ in range(n)]
         self.processors = build_processors(config, (), sampling=True)
+        #: whether anything reads the tokens so far (repetition penalty, n-gram ban, UTF-8 constraint)
+        self.reads_history = bool(setup.constraints) or any(isinstance(p, RepetitionPenalty | NoRepeatNGram) for p in self.processors)
         self.generator = _make_generator(setup.model.device, config.seed) if config.do_sample else None
         prefix = [BOS] if setup.is_encoder_decoder else self.prompt_ids
         self.history = torch.empty(n, len(prefix) + config.max_new_tokens, dtype=torch.long, device=setup.model.device)
@@ -192,25 +196,23 @@ class Job:
         """(n, prefix + steps): what processors see (the prompt, or a seq2seq decoder's ``<bos>``)."""
         return self.history[:, :self.history.shape[1] - self.config.max_new_tokens + self.steps]
 
-    def _choose(self, scores: torch.Tensor) -> tuple[list[int], list[float | None], list[dict[str, float] | None]]:
-        """Tokens for this job's rows from their scores (after the model's own processors)."""
-        logprobs = tops = [None] * self.n
-        if self.logprobs is not None:
-            logp = scores.log_softmax(-1)
-        scores = apply_processors(self.processors, self.history_so_far(), scores)
+    def _choose(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Tokens (n,) for this job's rows from their scores (after the model's own processors),
+        and the log-probabilities they were chosen from when the job reports them."""
+        logp = scores.log_softmax(-1) if self.logprobs is not None else None
+        if self.processors:
+            scores = apply_processors(self.processors, self.history_so_far(), scores)
         if self.generator is None:
             tokens = scores.argmax(-1)
         else:
             tokens = torch.multinomial(scores.softmax(-1), 1, generator=self.generator)[:, 0]
         eos = self.setup.eos_id
-        if eos is not None:
-            ended = torch.tensor([s.finish_reason is not None for s in self.sequences])
-            tokens = tokens.masked_fill(ended.to(tokens.device), eos)
-        self.history[:, self.history.shape[1] - self.config.max_new_tokens + self.steps] = tokens
-        if self.logprobs is not None:
-            logprobs = logp.gather(1, tokens[:, None])[:, 0].tolist()
-            tops = self._alternatives(logp)
-        return tokens.tolist(), logprobs, tops
+        if eos is not None and any(s.done for s in self.sequences):  # a finished row goes on writing <eos>
+            ended = torch.tensor([s.done for s in self.sequences], device=tokens.device)
+            tokens = tokens.masked_fill(ended, eos)
+        if self.reads_history:
+            self.history[:, self.history.shape[1] - self.config.max_new_tokens + self.steps] = tokens
+        return tokens, logp
 
     def _alternatives(self, logp: torch.Tensor) -> list[dict[str, float]]:
         if not self.logprobs:
@@ -220,9 +222,12 @@ class Job:
         return [{token_text(tok, i): v for i, v in zip(row_ids, row_values) if v > -math.inf}
                 for row_ids, row_values in zip(ids.tolist(), values.tolist())]
 
-    def _advance(self, scores: torch.Tensor) -> list[int]:
-        """One step of this job: choose, push into each sequence, report; returns the tokens fed back."""
-        tokens, logprobs, tops = self._choose(scores)
+    def _advance(self, tokens: list[int], chosen: torch.Tensor, logp: torch.Tensor | None) -> None:
+        """Push the chosen ``tokens`` (also as the tensor ``chosen``) into each sequence and report."""
+        logprobs = tops = [None] * self.n
+        if logp is not None:
+            logprobs = logp.gather(1, chosen[:, None])[:, 0].tolist()
+            tops = self._alternatives(logp)
         self.steps += 1
         last = self.steps >= self.config.max_new_tokens
         for s, tok, lp, top in zip(self.sequences, tokens, logprobs, tops):
@@ -236,7 +241,6 @@ class Job:
                 s.finish("length")
         emissions = [s.emission(i) for i, s in enumerate(self.sequences)]
         self.on_emit(self, [e for e in emissions if e.text or e.pieces or e.finish_reason])
-        return tokens
 
 
 class Batcher:
@@ -252,7 +256,7 @@ class Batcher:
         self.jobs: list[Job] = []
         self.state = None
         self.logits: torch.Tensor | None = None  # (rows, vocab): the next step's scores
-        self._structural = [*setup.constraints, SuppressTokens(setup.suppress)]
+        self._suppress = SuppressTokens(setup.suppress)
 
     @property
     def rows(self) -> int:
@@ -322,11 +326,22 @@ class Batcher:
         if not self.jobs:
             return []
         _use_threads("decode", self.rows)
-        tokens: list[int] = []
-        start = 0
+        # Per job only what is the job's own: its processors, generator and text. Python work
+        # per job per step is kept small: it is what a step costs beyond the model's.
+        scores = self._suppress(None, self.logits.clone())  # processors write in place
+        chosen, logps, start = [], [], 0
         for job in self.jobs:
-            scores = self.logits[start:start + job.n].clone()  # processors may write in place
-            tokens += job._advance(apply_processors(self._structural, job.history_so_far(), scores))
+            part = scores[start:start + job.n]
+            if self.setup.constraints:
+                part = apply_processors(self.setup.constraints, job.history_so_far(), part)
+            tokens_of_job, logp = job._choose(part)
+            chosen.append(tokens_of_job)
+            logps.append(logp)
+            start += job.n
+        tokens = torch.cat(chosen).tolist()
+        start = 0
+        for job, c, logp in zip(self.jobs, chosen, logps):
+            job._advance(tokens[start:start + job.n], c, logp)
             start += job.n
         done = [j for j in self.jobs if j.finished]
         if done:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -96,25 +97,46 @@ class Metrics:
 
 
 class _Outputs:
-    """What the decoding thread reports for one request's jobs, delivered on the event loop."""
+    """What the decoding thread reports for one request's jobs, delivered on the event loop.
+
+    Reports wait in an inbox; the loop is woken once however many arrive before it runs, and
+    takes them all. Reports of one sequence that arrived together go out as one (a client
+    streaming under load gets fewer, longer chunks rather than falling behind; alone, it still
+    gets one chunk per token)."""
 
     def __init__(self, jobs: list[Job], timeout: float):
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue = asyncio.Queue()
         self.jobs = jobs
         self.deadline = time.monotonic() + timeout
         self.timeout = timeout
         self.unfinished = {id(j): j.n for j in jobs}  # sequences not yet reported finished
+        self._inbox: list[tuple[Job, list[Emission], APIError | None]] = []
+        self._lock = threading.Lock()
+        self._wake_pending = False
+        self._ready = asyncio.Event()
         for j in jobs:
             j.on_emit = self._emit
             j.on_error = self._error
 
+    def _put(self, item: tuple[Job, list[Emission], APIError | None]) -> None:  # the decoding thread
+        with self._lock:
+            self._inbox.append(item)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self.loop.call_soon_threadsafe(self._ready.set)
+
     def _emit(self, job: Job, emissions: list[Emission]) -> None:
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (job, emissions, None))
+        self._put((job, emissions, None))
 
     def _error(self, job: Job, message: str, server_fault: bool) -> None:
-        failure = APIError(500, message, "server_error") if server_fault else APIError(400, message)
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, (job, [], failure))
+        self._put((job, [], APIError(500, message, "server_error") if server_fault else APIError(400, message)))
+
+    def _take(self) -> list[tuple[Job, list[Emission], APIError | None]]:
+        with self._lock:
+            items, self._inbox, self._wake_pending = self._inbox, [], False
+        self._ready.clear()
+        return items
 
     def cancel(self) -> None:
         for j in self.jobs:
@@ -128,19 +150,32 @@ class _Outputs:
                 raise APIError(408, f"the request took longer than the server's timeout of {self.timeout:g} s; "
                                "ask for fewer tokens, or start the server with a longer --timeout", "timeout")
             try:
-                job, emissions, failure = await asyncio.wait_for(self.queue.get(), min(remaining, 1.0))
+                await asyncio.wait_for(self._ready.wait(), min(remaining, 1.0))
             except TimeoutError:
                 if disconnected is not None and await disconnected():
                     raise asyncio.CancelledError from None
                 continue
-            if failure is not None:
-                raise failure
-            for e in emissions:
+            for job, e in _merged(self._take()):
                 yield self.jobs.index(job), e
                 if e.finish_reason is not None:
                     self.unfinished[id(job)] -= 1
-            if not self.unfinished[id(job)]:
-                del self.unfinished[id(job)]
+                    if not self.unfinished[id(job)]:
+                        del self.unfinished[id(job)]
+
+
+def _merged(items: list[tuple[Job, list[Emission], APIError | None]]) -> list[tuple[Job, Emission]]:
+    """One emission per sequence of ``items`` (in order of first report); a failure is raised."""
+    out: dict[tuple[int, int], tuple[Job, Emission]] = {}
+    for job, emissions, failure in items:
+        if failure is not None:
+            raise failure
+        for e in emissions:
+            key = (id(job), e.index)
+            if key in out:
+                prev = out[key][1]
+                e = Emission(e.index, prev.text + e.text, prev.pieces + e.pieces, e.finish_reason, e.tokens)
+            out[key] = (job, e)
+    return list(out.values())
 
 
 def create_app(generators: dict[str, Any], limits: ServerLimits | None = None, api_key: str | None = None) -> FastAPI:

@@ -98,6 +98,7 @@
   function describeModel(m) {
     const x = (m && m.xuxie) || {};
     const parts = [x.arch, x.tokenizer && `${x.tokenizer} tokens`, x.mode && `${x.mode} mode`].filter(Boolean);
+    if (typeof x.vocab_size === "number") parts.push(`${x.vocab_size.toLocaleString("en-US")} token vocabulary`);
     if (Array.isArray(x.labels) && x.labels.length) parts.push(`labels: ${x.labels.join(", ")}`);
     return parts.join(" · ");
   }
@@ -226,7 +227,9 @@
     if (!el.contextField.hidden && el.context.value) body.context = el.context.value;
     const seed = el.seed.value.trim();
     if (seed !== "") {
-      if (!/^\d+$/.test(seed)) return "The seed must be a whole number (or empty for a random one).";
+      if (!/^\d+$/.test(seed) || !Number.isSafeInteger(Number(seed))) {
+        return "The seed must be a whole number from 0 to 9007199254740991 (or empty for a random one).";
+      }
       body.seed = Number(seed);
     }
     return body;
@@ -271,7 +274,9 @@
     if (!run) return;
     el.status.textContent = formatStatus(run);
     el.status.classList.toggle("running", run.running);
+    el.status.setAttribute("aria-busy", run.running ? "true" : "false");  // read out once it ends, not 4 times a second
     el.status.dataset.state = run.running ? "running" : (run.finish || "done");
+    el.status.dataset.run = String(run.id);
   }
 
   function startStatusTimer() {
