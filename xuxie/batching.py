@@ -37,7 +37,7 @@ from .decoding import (
     build_processors,
 )
 from .errors import XuxieError
-from .threads import threads_for
+from .threads import available_cores, requested_threads, threads_for
 
 
 @dataclass
@@ -250,9 +250,11 @@ class Batcher:
     :meth:`drop_cancelled`.
     """
 
-    def __init__(self, setup: DecodingSetup):
+    def __init__(self, setup: DecodingSetup, spare_cores: int = 0):
         self.setup = setup
         self.model = setup.model
+        #: cores left to other work in this process (a server's HTTP loop): fewer decoding threads
+        self.spare_cores = spare_cores
         self.jobs: list[Job] = []
         self.state = None
         self.logits: torch.Tensor | None = None  # (rows, vocab): the next step's scores
@@ -325,7 +327,7 @@ class Batcher:
         """One token for every active row; returns the jobs that finished (their rows are freed)."""
         if not self.jobs:
             return []
-        _use_threads("decode", self.rows)
+        _use_threads("decode", self.rows, self.spare_cores)
         # Per job only what is the job's own: its processors, generator and text. Python work
         # per job per step is kept small: it is what a step costs beyond the model's.
         scores = self._suppress(None, self.logits.clone())  # processors write in place
@@ -375,11 +377,13 @@ class Batcher:
         self.jobs, self.state, self.logits = [], None, None
 
 
-def _use_threads(workload: str, rows: int = 1) -> None:
+def _use_threads(workload: str, rows: int = 1, spare_cores: int = 0) -> None:
     """Torch threads for ``workload`` (one thread for a few decoded rows, all cores for many or for
-    a prompt: :func:`xuxie.threads.threads_for`). Set, not scoped: a batcher's thread is the only
-    one running the model."""
+    a prompt: :func:`xuxie.threads.threads_for`), leaving ``spare_cores`` unless the user chose.
+    Set, not scoped: a batcher's thread is the only one running the model."""
     n = threads_for(workload, rows)
+    if requested_threads() is None:
+        n = max(1, min(n, available_cores() - spare_cores))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
 
