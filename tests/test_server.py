@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 import uvicorn
-
 from conftest import assert_clear_error, corpus_path, run
+
 from xuxie import TextGenerator
 from xuxie.server.app import create_app
 from xuxie.server.limits import ServerLimits

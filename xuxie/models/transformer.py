@@ -176,10 +176,14 @@ class Block(nn.Module):
         self.mlp_proj = nn.Linear(4 * c, c, bias=b)
         self.dropout = cfg.dropout
 
-    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values, each (B, heads, T, head_dim), with rotary ``rope`` (cos, sin) applied."""
         B, T, C = x.shape
         q, k, v = self.c_attn(self.ln_1(x)).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
-        return q, k, v  # each (B, heads, T, head_dim)
+        if rope is not None:
+            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
+            q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+        return q, k, v
 
     def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         B, H, T, D = y.shape
@@ -254,10 +258,7 @@ class TransformerLanguageModel(LanguageModel):
         mask = None if T <= W else (pos[None, :] <= pos[:, None]) & (pos[:, None] - pos[None, :] < W)
         keys, values = [], []
         for blk in self.blocks:
-            q, k, v = blk.qkv(x)
-            if rope is not None:
-                cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
-                q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+            q, k, v = blk.qkv(x, rope)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
                                                dropout_p=self.config.dropout if self.training else 0.0)
             x = blk.finish(x, y)
@@ -304,10 +305,7 @@ class TransformerLanguageModel(LanguageModel):
         slot = p % W
         n = min(p + 1, W)
         for i, blk in enumerate(self.blocks):
-            q, k, v = blk.qkv(x)
-            if rope is not None:
-                cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
-                q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+            q, k, v = blk.qkv(x, rope)
             ck, cv = cache.k[i], cache.v[i]
             ck[:, :, slot] = k[:, :, 0]
             cv[:, :, slot] = v[:, :, 0]
@@ -340,10 +338,7 @@ class TransformerLanguageModel(LanguageModel):
         filled = torch.arange(W, device=ids.device)[None, :] < (p + 1).clamp(max=W)[:, None]
         mask = filled[:, None, None, :]  # (B, 1, 1, W)
         for i, blk in enumerate(self.blocks):
-            q, k, v = blk.qkv(x)
-            if rope is not None:
-                cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
-                q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+            q, k, v = blk.qkv(x, rope)
             ck, cv = cache.k[i], cache.v[i]
             ck[rows, :, slot] = k[:, :, 0]
             cv[rows, :, slot] = v[:, :, 0]

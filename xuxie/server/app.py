@@ -44,7 +44,7 @@ from .protocol import (
 from .scheduler import BeamJob, ModelWorker, QueueFull
 
 STATIC = Path(__file__).parent / "static"
-PUBLIC_PATHS = ("/health", "/", "/favicon.ico")  # and /static/…: the playground holds no data
+PUBLIC_PATHS = ("/health", "/")  # and /static/…: the playground holds no data
 
 
 class APIError(Exception):
