@@ -6,7 +6,9 @@ the benchmark starts ``xuxie serve`` in its own process on a free loopback port 
 ``--requests`` streamed completions of ``--max-tokens`` tokens each, ``--concurrency`` at a
 time, then the same requests one at a time (the baseline, same server, same run). It prints
 errors, p50/p95 latency, p50/p95 time to first token, and aggregate generated tokens/s, and the
-ratio of the two throughputs.
+ratio of the two throughputs; then the same for whole (non-streamed) responses. Each request has
+its own seed, the same in every run: how many texts came out the same alone and amid the others
+measures batch invariance.
 
     python benchmarks/bench_serve.py                       # 200 requests, 16 at a time, 200 tokens
     python benchmarks/bench_serve.py --requests 50 --archs lstm
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import socket
 import statistics
@@ -44,36 +47,47 @@ def train_default(arch: str, out: Path) -> None:
     TextGenerator.train(text, arch=arch, out=out, steps=1, eval_interval=1, preview_length=0, progress=False)
 
 
-async def one_request(client: httpx.AsyncClient, url: str, model: str, seed: int, max_tokens: int) -> dict:
-    body = {"model": model, "prompt": "ROMEO:", "max_tokens": max_tokens, "seed": seed, "stream": True,
-            "stream_options": {"include_usage": True}}
+async def one_request(client: httpx.AsyncClient, url: str, model: str, seed: int, max_tokens: int, stream: bool) -> dict:
+    body = {"model": model, "prompt": "ROMEO:", "max_tokens": max_tokens, "seed": seed, "stream": stream}
     start = time.perf_counter()
+    if not stream:
+        r = await client.post(url + "/v1/completions", json=body)
+        seconds = time.perf_counter() - start
+        if r.status_code != 200:
+            return {"error": f"HTTP {r.status_code}", "latency": seconds, "ttft": None, "tokens": 0, "text": ""}
+        answer = r.json()
+        return {"error": None, "latency": seconds, "ttft": None, "tokens": answer["usage"]["completion_tokens"],
+                "text": answer["choices"][0]["text"]}
+    body["stream_options"] = {"include_usage": True}
     first = None
     tokens = 0
     error = None
+    text = []
     async with client.stream("POST", url + "/v1/completions", json=body) as r:
         if r.status_code != 200:
-            return {"error": f"HTTP {r.status_code}", "latency": time.perf_counter() - start, "ttft": None, "tokens": 0}
+            return {"error": f"HTTP {r.status_code}", "latency": time.perf_counter() - start, "ttft": None, "tokens": 0, "text": ""}
         async for line in r.aiter_lines():
             if not line.startswith("data: {"):
                 continue
             event = json.loads(line[6:])
             if "error" in event:
                 error = event["error"]["message"]
-            elif event["choices"] and event["choices"][0]["text"] and first is None:
-                first = time.perf_counter() - start
+            elif event["choices"]:
+                text.append(event["choices"][0]["text"])
+                if first is None and text[-1]:
+                    first = time.perf_counter() - start
             elif event.get("usage"):
                 tokens = event["usage"]["completion_tokens"]
-    return {"error": error, "latency": time.perf_counter() - start, "ttft": first, "tokens": tokens}
+    return {"error": error, "latency": time.perf_counter() - start, "ttft": first, "tokens": tokens, "text": "".join(text)}
 
 
-async def load(url: str, model: str, requests: int, concurrency: int, max_tokens: int) -> tuple[list[dict], float]:
+async def load(url: str, model: str, requests: int, concurrency: int, max_tokens: int, stream: bool = True) -> tuple[list[dict], float]:
     gate = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=600, limits=limits) as client:
         async def bounded(i: int) -> dict:
             async with gate:
-                return await one_request(client, url, model, i, max_tokens)
+                return await one_request(client, url, model, i, max_tokens, stream)
         start = time.perf_counter()
         results = await asyncio.gather(*(bounded(i) for i in range(requests)))
         return results, time.perf_counter() - start
@@ -87,11 +101,11 @@ def percentile(values: list[float], q: float) -> float:
 def summary(results: list[dict], seconds: float) -> dict:
     ok = [r for r in results if not r["error"]]
     latency = [r["latency"] for r in ok]
-    ttft = [r["ttft"] for r in ok if r["ttft"] is not None]
+    ttft = [r["ttft"] for r in ok if r["ttft"] is not None] or [math.nan]
     tokens = sum(r["tokens"] for r in ok)
     return {"errors": len(results) - len(ok), "p50": statistics.median(latency), "p95": percentile(latency, 0.95),
             "ttft50": statistics.median(ttft), "ttft95": percentile(ttft, 0.95), "tok_s": tokens / seconds, "tokens": tokens,
-            "seconds": seconds}
+            "seconds": seconds, "texts": [r["text"] for r in results]}
 
 
 def start_server(model_dir: Path, name: str, port: int, concurrency: int) -> subprocess.Popen:
@@ -135,19 +149,25 @@ def main() -> None:
             try:
                 asyncio.run(load(url, arch, 4, 4, 20))  # warm-up
                 rows = {}
-                for label, conc in ((f"{args.concurrency} at a time", args.concurrency), ("one at a time", 1)):
-                    results, seconds = asyncio.run(load(url, arch, args.requests, conc, args.max_tokens))
-                    rows[label] = summary(results, seconds)
+                for stream in (True, False):
+                    kind = "streamed" if stream else "whole"
+                    for label, conc in ((f"{args.concurrency} at a time", args.concurrency), ("one at a time", 1)):
+                        results, seconds = asyncio.run(load(url, arch, args.requests, conc, args.max_tokens, stream))
+                        rows[(kind, label)] = summary(results, seconds)
             finally:
                 server.terminate()
                 server.wait(timeout=30)
             print(f"\n{arch} (default size)")
-            print(f"  {'load':<16} {'errors':>6} {'p50 s':>7} {'p95 s':>7} {'TTFT p50':>9} {'TTFT p95':>9} {'tokens/s':>9} {'wall s':>7}")
-            for label, s in rows.items():
-                print(f"  {label:<16} {s['errors']:>6} {s['p50']:>7.2f} {s['p95']:>7.2f} {s['ttft50']:>9.3f} {s['ttft95']:>9.3f} "
-                      f"{s['tok_s']:>9,.0f} {s['seconds']:>7.1f}")
-            batched, single = rows.values()
-            print(f"  continuous batching: {batched['tok_s'] / single['tok_s']:.1f}x the tokens/s of one at a time")
+            print(f"  {'responses':<9} {'load':<16} {'errors':>6} {'p50 s':>7} {'p95 s':>7} {'TTFT p50':>9} {'TTFT p95':>9} "
+                  f"{'tokens/s':>9} {'wall s':>7}")
+            for (kind, label), s in rows.items():
+                print(f"  {kind:<9} {label:<16} {s['errors']:>6} {s['p50']:>7.2f} {s['p95']:>7.2f} {s['ttft50']:>9.3f} "
+                      f"{s['ttft95']:>9.3f} {s['tok_s']:>9,.0f} {s['seconds']:>7.1f}")
+            for kind in ("streamed", "whole"):
+                batched, single = (s for (k, _), s in rows.items() if k == kind)
+                same = sum(a == b for a, b in zip(batched["texts"], single["texts"]))
+                print(f"  {kind}: continuous batching gives {batched['tok_s'] / single['tok_s']:.1f}x the tokens/s of one at a time; "
+                      f"the same seed wrote the same text in both runs for {same} of {len(single['texts'])} requests")
 
 
 if __name__ == "__main__":
