@@ -8,30 +8,28 @@ a JSON body, or server-sent events ending in ``data: [DONE]``. No route runs mod
 
 from __future__ import annotations
 
-import asyncio
-import hmac
 import json
-import math
-import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..batching import Emission, Job
 from ..errors import XuxieError
+from .errors import APIError, error_body
+from .guard import Guard, add_error_handlers
 from .limits import ServerLimits
+from .metrics import Metrics
+from .outputs import Outputs
 from .protocol import (
     ChatRequest,
     CompletionRequest,
@@ -40,23 +38,10 @@ from .protocol import (
     TokenizeRequest,
     chat_logprobs,
     completion_logprobs,
-    error_body,
 )
 from .scheduler import BeamJob, ModelWorker, QueueFull
 
 STATIC = Path(__file__).parent / "static"
-#: a stream sends what its sequences wrote at most this often (seconds); its first text at once
-STREAM_INTERVAL = 0.01
-PUBLIC_PATHS = ("/health", "/")  # and /static/…: the playground holds no data
-
-
-class APIError(Exception):
-    """A request the server refuses: HTTP ``status`` with OpenAI's error body."""
-
-    def __init__(self, status: int, message: str, type_: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.body, self.headers = status, error_body(message, type_, param, code), headers
 
 
 @dataclass
@@ -80,117 +65,6 @@ class Served:
                           "labels": list(self.setup.labels), "vocab_size": self.generator.tokenizer.vocab_size}}
 
 
-class Metrics:
-    """Prometheus counters of one app (its own registry, so several apps in one process do not mix)."""
-
-    def __init__(self, served: dict[str, Served]):
-        self.registry = r = CollectorRegistry()
-        self.requests = Counter("xuxie_requests", "Requests answered, by route and status", ["route", "status"], registry=r)
-        self.prompt_tokens = Counter("xuxie_prompt_tokens", "Prompt tokens read", ["model"], registry=r)
-        self.generated_tokens = Counter("xuxie_generated_tokens", "Tokens generated", ["model"], registry=r)
-        self.latency = Histogram("xuxie_request_latency_seconds", "Seconds from request to its last token", ["model"],
-                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300), registry=r)
-        self.first_token = Histogram("xuxie_time_to_first_token_seconds", "Seconds from a streamed request to its first text", ["model"],
-                                     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=r)
-        queue = Gauge("xuxie_queue_depth", "Requests waiting for free rows", ["model"], registry=r)
-        active = Gauge("xuxie_active_sequences", "Sequences being decoded", ["model"], registry=r)
-        self.count = lambda path, status: self.requests.labels(path if path in ROUTES else "other", str(status)).inc()
-        for name, s in served.items():
-            queue.labels(name).set_function(lambda w=s.worker: w.queued)
-            active.labels(name).set_function(lambda w=s.worker: w.active_rows)
-
-
-class _Outputs:
-    """What the decoding thread reports for one request's jobs, delivered on the event loop.
-
-    Reports wait in an inbox and the loop takes them all at once: a stream at most every
-    :data:`STREAM_INTERVAL` seconds (the first at once), a whole response when a sequence ends.
-    Reports of one sequence taken together go out as one chunk, so the HTTP work of a stream
-    does not grow with the token rate (measured: it, not decoding, bounds streamed tokens/s on
-    two cores)."""
-
-    def __init__(self, jobs: list[Job], timeout: float, stream: bool):
-        self.loop = asyncio.get_running_loop()
-        self.jobs = jobs
-        self.deadline = time.monotonic() + timeout
-        self.timeout = timeout
-        self.unfinished = {id(j): j.n for j in jobs}  # sequences not yet reported finished
-        self._inbox: list[tuple[Job, list[Emission], APIError | None]] = []
-        self._lock = threading.Lock()
-        self._wake_pending = False
-        self._ready = asyncio.Event()
-        self.stream = stream
-        self._flushed = -math.inf
-        for j in jobs:
-            j.on_emit = self._emit
-            j.on_error = self._error
-
-    def _put(self, item: tuple[Job, list[Emission], APIError | None]) -> None:  # the decoding thread
-        job, emissions, failure = item
-        with self._lock:
-            self._inbox.append(item)
-            ends = failure is not None or any(e.finish_reason for e in emissions)
-            if self._wake_pending or not (self.stream or ends):
-                return
-            self._wake_pending = True
-        self.loop.call_soon_threadsafe(self._ready.set)
-
-    def _emit(self, job: Job, emissions: list[Emission]) -> None:
-        self._put((job, emissions, None))
-
-    def _error(self, job: Job, message: str, server_fault: bool) -> None:
-        self._put((job, [], APIError(500, message, "server_error") if server_fault else APIError(400, message)))
-
-    def _take(self) -> list[tuple[Job, list[Emission], APIError | None]]:
-        with self._lock:
-            items, self._inbox, self._wake_pending = self._inbox, [], False
-        self._ready.clear()
-        return items
-
-    def cancel(self) -> None:
-        for j in self.jobs:
-            j.cancel()
-
-    async def events(self, disconnected: Callable[[], Any] | None = None) -> AsyncIterator[tuple[int, Emission]]:
-        """(job number, emission) until every job has finished; an APIError on failure or timeout."""
-        while self.unfinished:
-            now = time.monotonic()
-            if self.stream and now < self._flushed + STREAM_INTERVAL:
-                await asyncio.sleep(self._flushed + STREAM_INTERVAL - now)
-            remaining = self.deadline - time.monotonic()
-            if remaining <= 0:
-                raise APIError(408, f"the request took longer than the server's timeout of {self.timeout:g} s; "
-                               "ask for fewer tokens, or start the server with a longer --timeout", "timeout")
-            try:
-                await asyncio.wait_for(self._ready.wait(), min(remaining, 1.0))
-            except TimeoutError:
-                if disconnected is not None and await disconnected():
-                    raise asyncio.CancelledError from None
-                continue
-            self._flushed = time.monotonic()
-            for job, e in _merged(self._take()):
-                yield self.jobs.index(job), e
-                if e.finish_reason is not None:
-                    self.unfinished[id(job)] -= 1
-                    if not self.unfinished[id(job)]:
-                        del self.unfinished[id(job)]
-
-
-def _merged(items: list[tuple[Job, list[Emission], APIError | None]]) -> list[tuple[Job, Emission]]:
-    """One emission per sequence of ``items`` (in order of first report); a failure is raised."""
-    out: dict[tuple[int, int], tuple[Job, Emission]] = {}
-    for job, emissions, failure in items:
-        if failure is not None:
-            raise failure
-        for e in emissions:
-            key = (id(job), e.index)
-            if key in out:
-                prev = out[key][1]
-                e = Emission(e.index, prev.text + e.text, prev.pieces + e.pieces, e.finish_reason, e.tokens)
-            out[key] = (job, e)
-    return list(out.values())
-
-
 def create_app(generators: dict[str, Any], limits: ServerLimits | None = None, api_key: str | None = None) -> FastAPI:
     """An app serving ``generators`` (name -> loaded :class:`~xuxie.api.TextGenerator`)."""
     limits = limits or ServerLimits()
@@ -212,8 +86,8 @@ def create_app(generators: dict[str, Any], limits: ServerLimits | None = None, a
     app.state.served, app.state.limits, app.state.metrics = served, limits, metrics
     # Pure ASGI middleware only: Starlette's BaseHTTPMiddleware passes every streamed chunk
     # through a task and a memory stream of its own, which cost more than the chunk's token.
-    app.add_middleware(_Guard, api_key=api_key, max_body=limits.max_body_bytes, count=metrics.count)
-    _add_error_handlers(app)
+    app.add_middleware(Guard, api_key=api_key, max_body=limits.max_body_bytes, count=metrics.count)
+    add_error_handlers(app)
 
     def lookup(name: str) -> Served:
         # Names are keys of the table made at start-up: never a path, never touches the file system.
@@ -312,7 +186,7 @@ def create_app(generators: dict[str, Any], limits: ServerLimits | None = None, a
 @dataclass
 class _Run:
     served: Served
-    outputs: _Outputs
+    outputs: Outputs
     jobs: list[Job]
     n: int
     started: float
@@ -393,7 +267,7 @@ async def _start(s: Served, req: DecodingFields, prompts: list[str], max_tokens:
     kind = BeamJob if config.num_beams > 1 else Job
     jobs = [kind(s.setup, p_ids, config, req.n, logprobs=logprobs, prompt_text=text if echo and logprobs is not None else None)
             for p_ids, text in zip(ids, prompts)]
-    outputs = _Outputs(jobs, limits.timeout, req.stream)
+    outputs = Outputs(jobs, limits.timeout, req.stream)
     try:
         for job in jobs:
             s.worker.submit(job)
@@ -484,90 +358,3 @@ async def _chat_chunks(run: _Run, names: dict[str, Any], req: ChatRequest, reque
         yield {**names, "choices": [], "usage": run.usage()}
 
 
-# --------------------------------------------------------------------------- errors, auth, size
-def _add_error_handlers(app: FastAPI) -> None:
-    def reply(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-        return JSONResponse(body, status, headers=headers)
-
-    @app.exception_handler(APIError)
-    async def api_error(request: Request, e: APIError):
-        return reply(e.status, e.body, e.headers)
-
-    @app.exception_handler(XuxieError)
-    async def xuxie_error(request: Request, e: XuxieError):
-        return reply(400, error_body(str(e)))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, e: RequestValidationError):
-        first = e.errors()[0] if e.errors() else {}
-        where = [str(p) for p in first.get("loc", ()) if p != "body"]
-        if first.get("type") == "json_invalid":
-            return reply(400, error_body(f"the request body is not valid JSON ({first.get('msg', '')}); send a JSON object"))
-        param = ".".join(where) or None
-        message = f"{param}: {first.get('msg', 'invalid value')}" if param else first.get("msg", "invalid request")
-        got = first.get("input")
-        if param and not isinstance(got, dict | list) and got is not None:
-            message += f" (got {str(got)[:80]!r})"
-        return reply(400, error_body(message, param=param))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, e: StarletteHTTPException):
-        kind = "not_found" if e.status_code == 404 else "invalid_request_error"
-        message = f"no route {request.method} {request.url.path}" if e.status_code == 404 else str(e.detail)
-        return reply(e.status_code, error_body(message, kind))
-
-
-ROUTES = ("/v1/completions", "/v1/chat/completions", "/v1/models", "/tokenize", "/detokenize", "/health", "/metrics", "/")
-
-
-class _Guard:
-    """Pure ASGI middleware: the API key (Bearer, compared in constant time) on every route but
-    the health check and the playground's files, a cap on the request body (413), and a count of
-    every response by route and status."""
-
-    def __init__(self, app, api_key: str | None, max_body: int, count: Callable[[str, int], None]):
-        self.app, self.max_body, self.count = app, max_body, count
-        self.key = api_key.encode() if api_key else None
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        path = scope.get("path", "")
-        original_send = send
-
-        async def send(message):
-            if message["type"] == "http.response.start":
-                self.count(path, message["status"])
-            await original_send(message)
-
-        headers = dict(scope.get("headers") or [])
-        if self.key is not None and path not in PUBLIC_PATHS and not path.startswith("/static/"):
-            given = headers.get(b"authorization", b"")
-            token = given[7:].strip() if given[:7].lower() == b"bearer " else b""
-            if not hmac.compare_digest(token, self.key):
-                message = "missing API key: send 'Authorization: Bearer KEY'" if not given else "incorrect API key"
-                return await _send_json(send, 401, error_body(message, "invalid_request_error", code="invalid_api_key"),
-                                        {"WWW-Authenticate": "Bearer"})
-        length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body:
-            return await _send_json(send, 413, error_body(f"the request body is {int(length):,} bytes; this server takes at most "
-                                                          f"{self.max_body:,}", code="request_too_large"))
-        seen = 0
-
-        async def limited():
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise APIError(413, f"the request body is over {self.max_body:,} bytes, this server's limit", code="request_too_large")
-            return message
-        return await self.app(scope, limited, send)
-
-
-async def _send_json(send, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-    data = json.dumps(body).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": data})

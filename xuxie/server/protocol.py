@@ -101,11 +101,6 @@ class DetokenizeRequest(BaseModel):
     tokens: list[int]
 
 
-def error_body(message: str, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> dict[str, Any]:
-    """OpenAI's error shape."""
-    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
 FinishReason = Literal["stop", "length"] | None
 
 
