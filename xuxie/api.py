@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
+from . import distributed
 from .corpus import PAIR_SUFFIXES, Corpus, corpus_from_text, read_corpus, read_pairs
 from .data import PairData, encode_corpus, encode_pairs
 from .decoding import DecodingSetup, GenerationConfig, LogitsProcessor, warn_unseen
@@ -140,21 +141,25 @@ class TextGenerator:
         (.tsv/.jsonl files) or ``mode="continuation"`` (a plain text, each ``unit`` —
         ``"paragraph"`` or ``"sentences"`` groups of ``sentences`` — answered by the next).
         """
-        out_dir = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="xuxie-"))
-        dev = ckpt.resolve_device(device)
+        dev = distributed.device_for_rank(ckpt.resolve_device(device))
+        distributed.init(dev)  # under torchrun: join the other processes (README, several processes)
+        resume = resume or distributed.restarted()  # torchrun restarted us: go on from the last checkpoint
+        out_dir = Path(out) if out is not None else Path(distributed.broadcast(tempfile.mkdtemp(prefix="xuxie-")))
         budget = {"epochs": epochs, "steps": steps, "time_minutes": time}
         given = {k: v for k, v in train_options.items() if v is not None}
         request = CorpusRequest(source, mode, encoding, unit, sentences, label_column, text_column)
         if resume:
             run = resumed_run(out_dir, request, given, budget, dev)
         else:
-            if out is not None:
+            if out is not None and distributed.is_main():
                 ckpt.check_out_dir(out_dir, overwrite, corpus_files(source))
             run = new_run(arch, request, TokenizerOptions(tokenizer, min_freq, max_vocab, vocab_size), model_options, given, budget, dev,
                           exclude=[out_dir])
+        distributed.check_same(run.tokenizer.to_dict(), "the tokenizer")
         data = encode(run, given)
-        if not resume:  # every input is checked: only now touch the output directory
+        if not resume and distributed.is_main():  # every input is checked: only now touch the output directory
             ckpt.start_model_dir(out_dir, run.tokenizer, {**run.info, "train": run.train.to_dict()})
+        distributed.barrier()
         trainer = Trainer(run.model, run.tokenizer, data.train, data.val, run.train, out_dir, run.info,
                           training_callbacks(callbacks, run.train, console, progress), data.val_chars, run.corpus.mode)
         if resume:

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import checkpoint as ckpt
+from . import distributed
 from .fileio import append_text
 
 if TYPE_CHECKING:
@@ -36,7 +37,13 @@ def improves(loss: float, best: float) -> bool:
 
 
 class Callback:
-    """Training events. Override what you need; ``trainer`` gives access to everything."""
+    """Training events. Override what you need; ``trainer`` gives access to everything.
+
+    Under torchrun a callback runs in the main process only (it may write files and print),
+    unless it sets ``every_process``: then every process calls it with the same metrics, as
+    callbacks that steer training (stop, learning rate) must be."""
+
+    every_process: bool = False
 
     def on_train_begin(self, trainer: Trainer) -> None: ...
     def on_step_end(self, trainer: Trainer, loss: float) -> None: ...
@@ -88,11 +95,16 @@ def load_callback_states(callbacks: Sequence[Callback], states: str | None, trai
 class Checkpoint(Callback):
     """Best weights (``model.safetensors``) whenever the evaluation improved; a checkpoint
     (weights and trainer state) at every evaluation, every ``save_minutes`` of training in between,
-    at the end, and on Ctrl-C, SIGTERM or SIGHUP; ``config.json`` with the results so far."""
+    at the end, and on Ctrl-C, SIGTERM or SIGHUP; ``config.json`` with the results so far.
+
+    Under torchrun every process takes part (the trainer state holds each one's random state);
+    the main process writes, and the others wait for it."""
+
+    every_process = True
 
     def on_train_begin(self, trainer):
         self.saved_at = trainer.state.elapsed
-        if trainer.out_dir is not None:
+        if trainer.out_dir is not None and distributed.is_main():
             ckpt.remove_stale_temporaries(trainer.out_dir)
             self._write_config(trainer)
 
@@ -115,19 +127,22 @@ class Checkpoint(Callback):
 
     def _save(self, trainer):
         if trainer.out_dir is not None:
-            if not (trainer.out_dir / ckpt.WEIGHTS).exists():
-                self._save_best(trainer)  # first, so that generate works as soon as a checkpoint exists
-            ckpt.save_checkpoint(trainer.out_dir, trainer.model, trainer.state_dict(), trainer.state.step)
+            state = trainer.state_dict()  # every process: it gathers their random states
+            if distributed.is_main():
+                if not (trainer.out_dir / ckpt.WEIGHTS).exists():
+                    self._save_best(trainer)  # first, so that generate works as soon as a checkpoint exists
+                ckpt.save_checkpoint(trainer.out_dir, trainer.model, state, trainer.state.step)
+            distributed.barrier()
         self.saved_at = trainer.state.elapsed
 
     @staticmethod
     def _save_best(trainer):
-        if trainer.out_dir is not None:
+        if trainer.out_dir is not None and distributed.is_main():
             ckpt.save_weights(trainer.model, trainer.out_dir / ckpt.WEIGHTS, {"step": str(trainer.state.step)})
 
     @staticmethod
     def _write_config(trainer):
-        if trainer.out_dir is not None:
+        if trainer.out_dir is not None and distributed.is_main():
             ckpt.write_config(trainer.out_dir, trainer.run_record())
 
 
@@ -149,6 +164,8 @@ class Plateau:
 
 class _WatchesPlateau(Callback):
     """A callback that acts on evaluations without improvement; its :class:`Plateau` is resumed."""
+
+    every_process = True  # it steers training: every process must take the same decision
 
     def __init__(self) -> None:
         self.plateau = Plateau()

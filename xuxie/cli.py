@@ -210,6 +210,45 @@ def _train_corpus(corpus: list[str] | None, out_dir: Path | None, resume: bool) 
     return corpus, out_dir if out_dir is not None else Path("runs") / Path(corpus[0]).stem
 
 
+def _launch_torchrun(nproc: int, out_dir: Path, resume: bool, overwrite: bool, corpus: list[str]) -> int:
+    """``xuxie train … --nproc N``: the same command under PyTorch's own launcher (``torchrun
+    --standalone``) with N processes; returns the exit code. The output folder is checked here
+    first, so that a folder in the way is one line rather than N failed processes, and a process
+    that fails leaves its own one-line message, not the launcher's report."""
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    from . import checkpoint as ckpt
+    from .runs import corpus_files
+    from .threads import available_cores
+
+    if sys.argv[1:2] != ["train"]:
+        raise XuxieError("--nproc works from the command line (xuxie train … --nproc N); from Python, start torchrun yourself")
+    if not resume:
+        ckpt.check_out_dir(out_dir, overwrite, corpus_files(corpus))
+    args = sys.argv[1:]
+    for i, a in enumerate(args):
+        if a == "--nproc":
+            del args[i:i + 2]
+            break
+        if a.startswith("--nproc="):
+            del args[i]
+            break
+    # torchrun would set OMP_NUM_THREADS=1 with a banner; xuxie sets each process's threads itself
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available_cores() // nproc)))
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # the failed process has said why
+    launcher = ["--standalone", f"--nproc-per-node={nproc}", "-m", "xuxie", *args]
+    err.print(f"[bold]xuxie train[/] in {nproc} processes: torchrun {escape(' '.join(launcher))}", soft_wrap=True)
+    try:
+        run(parse_args(launcher))
+    except ChildFailedError as e:
+        codes = [f.exitcode for f in e.failures.values()]
+        return next((c for c in codes if c == 2), codes[0] if codes else 1)
+    return 0
+
+
 def _print_trained(tg: Any, out_dir: Path) -> None:
     r = tg.config.get("results", {})
     table = Table(title=f"trained {tg.config['arch']} ({tg.model.num_parameters():,} parameters)", show_header=False)
@@ -308,11 +347,21 @@ def train(
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    nproc: Annotated[int, typer.Option(
+        help="Processes to train with on this machine: torchrun + DistributedDataParallel, each taking "
+             "--batch-size / N of every batch and cores / N threads (README, several processes).")] = 1,
 ) -> None:
     params = dict(locals())  # first: the command's flags, nothing else
+    from . import distributed
     from .api import TextGenerator
 
+    if nproc < 1:
+        raise XuxieError(f"--nproc must be at least 1 (processes to train with), got {nproc}")
     corpus, out_dir = _train_corpus(corpus, out_dir, resume)
+    if nproc > 1 and distributed.world_size() == 1:
+        raise typer.Exit(_launch_torchrun(nproc, out_dir, resume, overwrite, corpus))
+    if not distributed.is_main():
+        err.quiet = True  # one process speaks for all
     model_options = _model_options(arch, params)
     train_options = {name: params[flag] for flag, name in _TRAIN_FLAGS.items()}
     err.print(f"[bold]xuxie train[/] {escape(' '.join(corpus))} → {escape(str(out_dir))}")

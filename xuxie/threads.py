@@ -43,11 +43,17 @@ def configure_openmp() -> None:
 
 
 def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. under ``taskset``)."""
+    """Cores this process may run on: its CPU affinity (e.g. under ``taskset``), shared out among
+    the processes torchrun started on this machine (``LOCAL_WORLD_SIZE``)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    try:
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError:
+        local = 1
+    return max(1, cores // local)
 
 
 def check_threads(value: object, source: str) -> int:

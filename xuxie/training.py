@@ -9,6 +9,7 @@ progress bar are all callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -25,6 +26,7 @@ import torch
 
 from . import callbacks as cbs
 from . import checkpoint as ckpt
+from . import distributed
 from .callbacks import Callback, Checkpoint, EarlyStopping, MetricsLog, ProgressBar, ReduceLROnPlateau, SamplePreview, default_callbacks
 from .decoding import DecodingSetup, GenerationConfig
 from .errors import XuxieError, XuxieWarning, check_numbers
@@ -93,6 +95,10 @@ class TrainConfig:
             raise XuxieError(f"eval interval must be at least 1 step, got {self.eval_interval}")
         if self.patience < 0:
             raise XuxieError(f"patience must be 0 (off) or more, got {self.patience}")
+        world = distributed.world_size()
+        if self.batch_size % world:
+            raise XuxieError(f"--batch-size {self.batch_size} is not a multiple of the {world} training processes; "
+                             f"give a multiple of {world} (each process takes an equal share of every batch)")
         return self
 
     def budget_minutes(self) -> float | None:
@@ -248,9 +254,16 @@ class Trainer:
         self.preview_input: str | None = None
         self.optimizer = make_optimizer(model, config)
         self.amp_dtype = autocast_dtype(config.precision, self.device)
+        # Every process draws the same windows (one generator, one seed) and trains on its share
+        # of them: N processes × batch B/N follow one process × batch B, and resume is exact.
         self.generator = torch.Generator()
         self.generator.manual_seed(config.seed)
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed + distributed.rank())  # dropout: each process its own
+        self.world = distributed.world_size()
+        #: the training forward pass: the loss of a batch, wrapped in DistributedDataParallel under torchrun
+        self.train_forward: torch.nn.Module = _BatchLoss(model, self.objective, self.amp_dtype)
+        if distributed.active():
+            self.train_forward = torch.nn.parallel.DistributedDataParallel(self.train_forward)
         self.state = TrainState()
         self.callbacks: list[Callback] = cbs.with_schedule_callbacks(callbacks or [], config)
         self.improved = False  # whether the latest evaluation is the best so far
@@ -312,6 +325,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            "torch_rng_ranks": distributed.gather(torch.get_rng_state()),  # every process's own
         }
 
     def load_state_dict(self, d: dict[str, Any]) -> None:
@@ -320,7 +334,8 @@ class Trainer:
         cbs.load_callback_states(self.callbacks, d.get("callbacks"), saved)
         self.optimizer.load_state_dict(d["optimizer"])
         self.generator.set_state(d["generator"])
-        torch.set_rng_state(d["torch_rng"])
+        ranks = d.get("torch_rng_ranks")
+        torch.set_rng_state(ranks[distributed.rank()] if ranks and len(ranks) == self.world else d["torch_rng"])
 
     def resume(self) -> None:
         """Continue from ``out_dir``'s newest whole checkpoint: weights, optimiser, step, schedule,
@@ -332,7 +347,8 @@ class Trainer:
             warnings.warn(f"{self.out_dir} has no checkpoint yet; training starts again from step 0", XuxieWarning, stacklevel=2)
         else:
             self.load_state_dict(d)
-        _forget_log_after(self.out_dir / ckpt.LOG, self.state.step)
+        if distributed.is_main():
+            _forget_log_after(self.out_dir / ckpt.LOG, self.state.step)
 
     # -- results -----------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -359,7 +375,9 @@ class Trainer:
         the final ones — the figure to report — on the whole validation set in fp32."""
         if self.val_ids is None:
             return {}
-        r = self.evaluate(None if final else self.config.eval_tokens, amp=not final)
+        # The main process evaluates; the others wait for its figures and go on with the same.
+        r = self.evaluate(None if final else self.config.eval_tokens, amp=not final) if distributed.is_main() else None
+        r = distributed.broadcast(r)
         return {"val_loss": r["loss"], "val_ppl": r["ppl"], "val_bpc": r["bpc"], "val_tokens": r["tokens"]}
 
     def _evaluate(self) -> dict[str, Any]:
@@ -417,19 +435,24 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         n = self.config.grad_accum
         total = 0.0
-        for _ in range(n):
-            loss = self.objective.loss(self.model, self.batches.sample(self.generator), self.amp_dtype)
-            (loss / n).backward()
+        for i in range(n):
+            batch = _share(self.batches.sample(self.generator), distributed.rank(), self.world)
+            # Gradients are averaged over the processes once, on the last micro-step.
+            with self.train_forward.no_sync() if self.world > 1 and i < n - 1 else contextlib.nullcontext():
+                loss = self.train_forward(batch)
+                (loss / n).backward()
             total += loss.item()
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
-        return total / n
+        return distributed.mean(total / n)
 
     def _tick(self) -> None:
         s = self.state
         now = time.perf_counter()
         s.elapsed = self._session_elapsed0 + (now - self._session_start)
+        if self.world > 1:  # one clock for all: time budget, evaluations and saves agree
+            s.elapsed = distributed.agree(s.elapsed)[0]
         self._rate_window.append((now, s.tokens))
         if len(self._rate_window) > 50:
             self._rate_window.pop(0)
@@ -445,7 +468,7 @@ class Trainer:
             try:
                 self._call("on_train_begin")
                 while not self.budget_done() and self._stop_reason is None:
-                    if stop.received is not None:
+                    if distributed.agree(float(stop.received is not None))[0]:  # any process told to stop
                         raise KeyboardInterrupt
                     self._step()
             except KeyboardInterrupt:
@@ -496,11 +519,35 @@ class Trainer:
         if self._stop_reason:
             final["stopped"] = self._stop_reason
         self._call("on_train_end", final)
+        distributed.barrier()  # the model directory is whole before any process reads it
         return final
 
     def _call(self, event: str, *args: Any) -> None:
+        main = distributed.is_main()
         for cb in self.callbacks:
-            getattr(cb, event)(self, *args)
+            if main or cb.every_process:
+                getattr(cb, event)(self, *args)
+
+
+class _BatchLoss(torch.nn.Module):
+    """The training loss of a batch as a module's forward, so that DistributedDataParallel sees
+    the whole computation whatever the objective calls (``forward``, ``forward_pairs``)."""
+
+    def __init__(self, model: LanguageModel, objective: Any, amp_dtype: torch.dtype | None):
+        super().__init__()
+        self.model, self.objective, self.amp_dtype = model, objective, amp_dtype
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.objective.loss(self.model, batch, self.amp_dtype)
+
+
+def _share(batch: tuple, rank: int, world: int) -> tuple:
+    """This process's rows of a batch (a tuple of tensors with the batch first)."""
+    if world == 1:
+        return batch
+    n = batch[0].shape[0] // world
+    rows = [t[rank * n:(rank + 1) * n] for t in batch]
+    return tuple(rows) if type(batch) is tuple else type(batch)(*rows)
 
 
 _STATE_FIELDS = {f.name for f in fields(TrainState)}
