@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import assert_clear_error, corpus_path, run
 
 SMALL = ["--steps", "12", "--eval-interval", "6", "--preview-length", "0", "--precision", "fp32", "-q"]
@@ -87,3 +86,4 @@ def test_bad_process_counts(corpus, tmp_path):
     errors = [line for line in uneven.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "not a multiple of the 2 training processes" in errors[0], uneven.stderr
     assert "Traceback" not in uneven.stderr and not (tmp_path / "uneven").exists()
+
