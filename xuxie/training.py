@@ -259,10 +259,10 @@ class Trainer:
         self.generator = torch.Generator()
         self.generator.manual_seed(config.seed)
         torch.manual_seed(config.seed + distributed.rank())  # dropout: each process its own
-        self.world = distributed.world_size()
+        self.world = distributed.world_size() if distributed.active() else 1
         #: the training forward pass: the loss of a batch, wrapped in DistributedDataParallel under torchrun
         self.train_forward: torch.nn.Module = _BatchLoss(model, self.objective, self.amp_dtype)
-        if distributed.active():
+        if self.world > 1:
             self.train_forward = torch.nn.parallel.DistributedDataParallel(self.train_forward)
         self.state = TrainState()
         self.callbacks: list[Callback] = cbs.with_schedule_callbacks(callbacks or [], config)
