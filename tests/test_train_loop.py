@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import InterruptAt
@@ -78,3 +79,25 @@ def test_readme_table_of_defaults_is_read_from_the_families():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert defaults_table() in readme, "README's defaults table is stale: paste `python -m xuxie.defaults`"
+
+
+def test_evaluation_reads_a_fixed_sample_spread_over_the_split():
+    from xuxie.data import eval_streams
+
+    ids = np.arange(100_001)
+    chunks = list(eval_streams(ids, seq_len=50, n_streams=4, max_tokens=1_000))
+    firsts = chunks[0][0][:, 0].tolist()
+    assert firsts[0] == 0 and firsts[-1] > 99_000, "the sample reaches the end of the split, not just its beginning"
+    assert sum(y.numel() for _, y in chunks) == 1_000
+    again = list(eval_streams(ids, seq_len=50, n_streams=4, max_tokens=1_000))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(chunks, again)), "the same sample every time"
+    whole = list(eval_streams(ids, seq_len=50, n_streams=4))
+    assert sum(y.numel() for _, y in whole) == 100_000
+
+
+def test_the_final_evaluation_is_bounded_and_has_an_error_bar(shakespeare_text, tmp_path):
+    tg = TextGenerator.train(shakespeare_text[:100_000], out=tmp_path / "m", steps=4, eval_interval=4, seq_len=32, batch_size=8,
+                             final_eval_tokens=3_000, preview_length=0, progress=False, model_options={"hidden_size": 16})
+    r = tg.config["results"]
+    assert r["final_val_tokens"] <= 3_000 < len(shakespeare_text[90_000:100_000])
+    assert 0 < r["final_val_loss_stderr"] < 0.5 * r["final_val_loss"]

@@ -252,8 +252,8 @@ def _launch_torchrun(nproc: int, out_dir: Path, resume: bool, overwrite: bool, c
 def _print_trained(tg: Any, out_dir: Path) -> None:
     r = tg.config.get("results", {})
     table = Table(title=f"trained {tg.config['arch']} ({tg.model.num_parameters():,} parameters)", show_header=False)
-    for key in ("steps", "tokens", "seconds", "tokens_per_s", "precision", "final_val_loss", "final_val_ppl", "final_val_bpc",
-                "best_val_loss", "best_step"):
+    for key in ("steps", "tokens", "seconds", "tokens_per_s", "precision", "final_val_loss", "final_val_loss_stderr",
+                "final_val_tokens", "final_val_ppl", "final_val_bpc", "best_val_loss", "best_step"):
         if r.get(key) is not None:
             table.add_row(key.replace("_", " "), f"{r[key]:,}" if isinstance(r[key], int) else str(r[key]))
     err.print(table)

@@ -76,16 +76,18 @@ def eval_streams(ids: np.ndarray, seq_len: int, n_streams: int = 16,
     """Consecutive (inputs, targets) chunks of ``n_streams`` parallel slices of ``ids``.
 
     Every token after the first of each slice is predicted exactly once; an RNN may carry its
-    state from one chunk to the next.
+    state from one chunk to the next. With ``max_tokens`` shorter than ``ids``, the slices are a
+    fixed sample spread evenly over all of ``ids`` (the same every time), not its beginning.
     """
     ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
-    if max_tokens is not None and len(ids_t) > max_tokens + 1:
-        ids_t = ids_t[: max_tokens + 1]
-    n_streams = max(1, min(n_streams, (len(ids_t) - 1) // max(seq_len, 1)))
-    per = (len(ids_t) - 1) // n_streams
+    budget = len(ids_t) - 1 if max_tokens is None else min(max_tokens, len(ids_t) - 1)
+    n_streams = max(1, min(n_streams, budget // max(seq_len, 1)))
+    per = budget // n_streams
     if per < 1:
         return
-    grid = torch.stack([ids_t[i * per: i * per + per + 1] for i in range(n_streams)])
+    starts = np.linspace(0, len(ids_t) - per - 1, n_streams).round().astype(int) if budget < len(ids_t) - 1 \
+        else np.arange(n_streams) * per
+    grid = torch.stack([ids_t[s: s + per + 1] for s in starts.tolist()])
     for s in range(0, per, seq_len):
         e = min(s + seq_len, per)
         yield grid[:, s:e], grid[:, s + 1:e + 1]

@@ -50,14 +50,33 @@ def _eval_mode(model: LanguageModel) -> Iterator[None]:
 def _summed_loss(model: LanguageModel, logits_targets: Iterable[tuple[torch.Tensor, torch.Tensor]],
                  ignore_index: int = -100) -> dict[str, float]:
     """Cross-entropy summed over every target token but ``ignore_index`` (padding), with the model
-    in eval mode: ``loss`` per token, ``ppl``, ``tokens`` and the sum itself (``loss_sum``)."""
-    total, count = 0.0, 0
+    in eval mode: ``loss`` per token, ``ppl``, ``tokens``, the sum itself (``loss_sum``) and
+    ``loss_stderr``, the standard error of ``loss`` from the spread of the loss over the windows
+    (rows of each chunk) it was measured on."""
+    sums, counts = [], []
     with _eval_mode(model):
         for logits, y in logits_targets:
-            total += F.cross_entropy(_flat(logits), y.reshape(-1), ignore_index=ignore_index, reduction="sum").item()
-            count += int((y != ignore_index).sum())
+            per_token = F.cross_entropy(_flat(logits), y.reshape(-1), ignore_index=ignore_index, reduction="none").view(y.shape)
+            sums.append(per_token.sum(-1).double())
+            counts.append((y != ignore_index).sum(-1).double())
+    window_sum = torch.cat(sums) if sums else torch.zeros(0, dtype=torch.float64)
+    window_count = torch.cat(counts) if counts else torch.zeros(0, dtype=torch.float64)
+    total, count = float(window_sum.sum()), int(window_count.sum())
     loss = total / max(count, 1)
-    return {"loss": loss, "ppl": math.exp(min(loss, 50)), "tokens": count, "loss_sum": total}
+    return {"loss": loss, "ppl": math.exp(min(loss, 50)), "tokens": count, "loss_sum": total,
+            "loss_stderr": _stderr(window_sum, window_count, loss)}
+
+
+def _stderr(window_sum: torch.Tensor, window_count: torch.Tensor, mean: float) -> float | None:
+    """Standard error of a token-weighted mean loss over windows (the ratio estimator's); None
+    from fewer than two windows."""
+    used = window_count > 0
+    n = int(used.sum())
+    if n < 2:
+        return None
+    s, c = window_sum[used], window_count[used]
+    residual = s - mean * c
+    return float(torch.sqrt((residual ** 2).sum() / (n - 1) / n) / c.mean())
 
 
 def eval_window(model: LanguageModel, seq_len: int) -> int:

@@ -62,7 +62,11 @@ class TrainConfig:
     val_fraction: float = 0.1
     eval_interval: int | None = None  # steps; None: every eval_seconds
     eval_seconds: float | None = None  # None: about 8 evaluations over a time budget
-    eval_tokens: int = 40_000  # periodic evaluations read at most this many tokens (the final one reads all)
+    eval_tokens: int = 40_000  # periodic evaluations read a fixed sample of this many validation tokens
+    # The final evaluation reads the whole validation split up to this many tokens (every corpus
+    # of a few MB whole), beyond it a fixed sample spread over it: a GB corpus's evaluation must
+    # not take longer than its training (its standard error is reported with it).
+    final_eval_tokens: int = 1_000_000
     save_minutes: float = 3.0  # a checkpoint at least this often, between evaluations too
     patience: int = 0  # early stopping after this many evaluations without improvement; 0: off
     plateau_factor: float = 0.5
@@ -358,7 +362,8 @@ class Trainer:
                 "best_val_bpc": None if math.isinf(s.best_val) else round(s.best_val * self.chars_per_token / LN2, 5),
                 "best_step": s.best_step, "tokens_per_s": round(self.tokens_per_second, 1),
                 "precision": "bf16" if self.amp_dtype == torch.bfloat16 else "fp32",
-                **{f"final_{k}": round(v, 5) for k, v in self.final_metrics.items() if k.startswith("val_") and k != "val_tokens"}}
+                **{f"final_{k}": v if v is None or isinstance(v, int) else round(v, 5)
+                   for k, v in self.final_metrics.items() if k.startswith("val_")}}
 
     def run_record(self) -> dict[str, Any]:
         """What config.json says of the run: how it was set up, its training settings, its results so far."""
@@ -371,14 +376,17 @@ class Trainer:
         return {**r, "bpc": r["loss"] * self.chars_per_token / LN2}
 
     def _val_metrics(self, final: bool) -> dict[str, Any]:
-        """Validation figures for a metrics dict: during training on ``eval_tokens`` with autocast;
-        the final ones — the figure to report — on the whole validation set in fp32."""
+        """Validation figures for a metrics dict: during training on a fixed sample of ``eval_tokens``
+        with autocast; the final ones — the figure to report — in fp32 on the whole validation set
+        up to ``final_eval_tokens`` (then a fixed sample of that many), with their standard error."""
         if self.val_ids is None:
             return {}
         # The main process evaluates; the others wait for its figures and go on with the same.
-        r = self.evaluate(None if final else self.config.eval_tokens, amp=not final) if distributed.is_main() else None
+        budget = self.config.final_eval_tokens if final else self.config.eval_tokens
+        r = self.evaluate(budget, amp=not final) if distributed.is_main() else None
         r = distributed.broadcast(r)
-        return {"val_loss": r["loss"], "val_ppl": r["ppl"], "val_bpc": r["bpc"], "val_tokens": r["tokens"]}
+        return {"val_loss": r["loss"], "val_ppl": r["ppl"], "val_bpc": r["bpc"], "val_tokens": r["tokens"],
+                "val_loss_stderr": r["loss_stderr"]}
 
     def _evaluate(self) -> dict[str, Any]:
         """The metrics dict callbacks get, and the run's best so far (:attr:`improved`)."""
