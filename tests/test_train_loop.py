@@ -101,3 +101,16 @@ def test_the_final_evaluation_is_bounded_and_has_an_error_bar(shakespeare_text, 
     r = tg.config["results"]
     assert r["final_val_tokens"] <= 3_000 < len(shakespeare_text[90_000:100_000])
     assert 0 < r["final_val_loss_stderr"] < 0.5 * r["final_val_loss"]
+
+
+def test_training_windows_come_from_a_compact_id_array():
+    from xuxie.data import LMBatches
+
+    ids = np.random.default_rng(0).integers(0, 70_000, 5_000).astype(np.int32)
+    small = LMBatches(ids % 4_000, seq_len=16, batch_size=4)
+    large = LMBatches(ids, seq_len=16, batch_size=4)
+    assert small.ids.dtype == np.uint16 and large.ids.dtype == np.uint32
+    x, y = large.sample(torch.Generator().manual_seed(3))
+    starts = torch.randint(0, len(ids) - 16, (4,), generator=torch.Generator().manual_seed(3))
+    expected = torch.stack([torch.from_numpy(ids[s:s + 17].astype(np.int64)) for s in starts.tolist()])
+    assert x.dtype == torch.int64 and torch.equal(x, expected[:, :-1]) and torch.equal(y, expected[:, 1:])
