@@ -316,3 +316,17 @@ def test_serve_command_errors(tmp_path, tiny_model_dir):
     assert_clear_error(run("serve", tmp_path / "missing", "--port", "0"), "does not exist")
     with listening_socket("127.0.0.1", 0) as taken:
         assert_clear_error(run("serve", tiny_model_dir, "--port", taken.getsockname()[1]), "cannot listen")
+
+
+def test_sequences_that_end_at_different_steps_are_all_whole(server, models):
+    """n sequences of one request that stop at different steps: each choice is the Python API's
+    text for that sequence, streamed or not."""
+    client = server.client()
+    expected = models["lstm"].generate(3, "宝玉", include_prompt=False, max_new_tokens=60, seed=5, stop=["，", " ", "\n"])
+    assert len({len(t) for t in expected}) > 1, "the sequences stop at different steps"
+    whole = client.completions.create(model="lstm", prompt="宝玉", max_tokens=60, seed=5, n=3, stop=["，", " ", "\n"])
+    assert [c.text for c in whole.choices] == expected
+    texts = ["", "", ""]
+    for chunk in client.completions.create(model="lstm", prompt="宝玉", max_tokens=60, seed=5, n=3, stop=["，", " ", "\n"], stream=True):
+        texts[chunk.choices[0].index] += chunk.choices[0].text
+    assert texts == expected

@@ -166,6 +166,7 @@ class Job:
         prefix = [BOS] if setup.is_encoder_decoder else self.prompt_ids
         self.history = torch.empty(n, len(prefix) + config.max_new_tokens, dtype=torch.long, device=setup.model.device)
         self.history[:, :len(prefix)] = torch.tensor(prefix, dtype=torch.long, device=setup.model.device)
+        self.prefix_length = len(prefix)
         self.steps = 0
         self._cancelled = threading.Event()
         #: ``prompt_text`` given: the prompt's pieces with the model's log-probabilities (echo),
@@ -194,7 +195,7 @@ class Job:
 
     def history_so_far(self) -> torch.Tensor:
         """(n, prefix + steps): what processors see (the prompt, or a seq2seq decoder's ``<bos>``)."""
-        return self.history[:, :self.history.shape[1] - self.config.max_new_tokens + self.steps]
+        return self.history[:, :self.prefix_length + self.steps]
 
     def _choose(self, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Tokens (n,) for this job's rows from their scores (after the model's own processors),
@@ -211,7 +212,7 @@ class Job:
             ended = torch.tensor([s.done for s in self.sequences], device=tokens.device)
             tokens = tokens.masked_fill(ended, eos)
         if self.reads_history:
-            self.history[:, self.history.shape[1] - self.config.max_new_tokens + self.steps] = tokens
+            self.history[:, self.prefix_length + self.steps] = tokens
         return tokens, logp
 
     def _alternatives(self, logp: torch.Tensor) -> list[dict[str, float]]:
@@ -230,16 +231,16 @@ class Job:
             tops = self._alternatives(logp)
         self.steps += 1
         last = self.steps >= self.config.max_new_tokens
-        for s, tok, lp, top in zip(self.sequences, tokens, logprobs, tops):
-            if s.done:
-                continue
+        going = [i for i, s in enumerate(self.sequences) if not s.done]  # a finished sequence reports no more
+        for i in going:
+            s, tok = self.sequences[i], tokens[i]
             if tok == self.setup.eos_id:
                 s.finish("stop")
                 continue
-            s.push(tok, lp, top)
+            s.push(tok, logprobs[i], tops[i])
             if last:
                 s.finish("length")
-        emissions = [s.emission(i) for i, s in enumerate(self.sequences)]
+        emissions = [self.sequences[i].emission(i) for i in going]
         self.on_emit(self, [e for e in emissions if e.text or e.pieces or e.finish_reason])
 
 
