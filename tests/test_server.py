@@ -215,6 +215,7 @@ BAD = [
     ({"model": "lstm", "prompt": "a", "logprobs": 100}, 400, "logprobs"),
     ({"model": "lstm", "prompt": "a", "frequency_penalty": 1}, 400, "repetition_penalty"),
     ({"model": "lstm", "prompt": "a", "num_beams": 2, "stream": True}, 400, "not streamed"),
+    ({"model": "lstm", "prompt": "a", "num_beams": 2, "n": 3}, 400, "n ≤ num_beams"),
     ({"model": "lstm", "prompt": "a", "context": "x"}, 400, "context"),
     ({"model": "lstm", "prompt": []}, 400, "prompt"),
     ({"model": "lstm", "prompt": 5}, 400, "prompt"),

@@ -141,8 +141,7 @@ class Job:
     ``logprobs``: how many alternatives to report per piece (``None``: no pieces, 0: the chosen
     piece's log-probability only). ``on_emit(job, emissions)`` is called from the batcher's thread
     after each step; ``on_error(job, message, server_fault)`` when the job fails (``server_fault``:
-    not the request's fault). :meth:`cancel` (any thread)
-    frees its rows at the next step.
+    not the request's fault). :meth:`cancel` (from any thread) frees its rows at the next step.
     """
 
     def __init__(self, setup: DecodingSetup, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1, *,

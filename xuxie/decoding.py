@@ -705,15 +705,20 @@ class DecodingSetup:
         """:func:`beam_search` with this model's end, suppressed ids and constraints."""
         return beam_search(self.model, prompt_ids, config, self.eos_id, self.suppress, self.constraints, processors)
 
+    def best(self, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
+             processors: Sequence[LogitsProcessor] = ()) -> list[Hypothesis]:
+        """The ``n`` best hypotheses of beam search (``n`` ≤ ``num_beams``)."""
+        if n > config.num_beams:
+            raise XuxieError(f"beam search returns at most num_beams={config.num_beams} sequences; ask for n ≤ num_beams")
+        return self.beams(prompt_ids, config, processors)[:n]
+
     def texts(self, prompt_ids: Sequence[int], config: GenerationConfig, n: int = 1,
               processors: Sequence[LogitsProcessor] = ()) -> list[str]:
         """``n`` continuations (text only, without the prompt): sampled, greedy, or the ``n``
         best of beam search."""
         config.validate()
         if config.num_beams > 1:
-            if n > config.num_beams:
-                raise XuxieError(f"beam search returns at most num_beams={config.num_beams} sequences; ask for n ≤ num_beams")
-            return [self.text_of(h.tokens, config.stop) for h in self.beams(prompt_ids, config, processors)[:n]]
+            return [self.text_of(h.tokens, config.stop) for h in self.best(prompt_ids, config, n, processors)]
         asm = [TextAssembler(self.tokenizer, config.stop) for _ in range(n)]
         steps = sample_steps(self.model, prompt_ids, config, n, self.eos_id, self.suppress, self.constraints, processors)
         for tokens in steps:

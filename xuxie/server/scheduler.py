@@ -31,13 +31,14 @@ class BeamJob(Job):
     """A beam-search request: decoded on its own when admitted (``num_beams`` rows)."""
 
     def run(self) -> None:
-        texts = self.setup.texts(self.prompt_ids, self.config, self.n)
+        best = self.setup.best(self.prompt_ids, self.config, self.n)
         emissions = []
-        for i, text in enumerate(texts):
-            tokens = len(self.setup.tokenizer.encode(text)) if text else 0
-            self.sequences[i].tokens = tokens
+        for i, h in enumerate(best):
+            text = self.setup.text_of(h.tokens, self.config.stop)
+            cut = text != self.setup.text_of(h.tokens)  # by a stop string
+            self.sequences[i].tokens = len(h.tokens)
             emissions.append(Emission(i, text, [Piece(text, None)] if self.logprobs is not None else [],
-                                      "length" if tokens >= self.config.max_new_tokens else "stop", tokens))
+                                      "stop" if h.finished or cut else "length", len(h.tokens)))
         self.on_emit(self, emissions)
 
 
