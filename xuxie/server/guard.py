@@ -20,37 +20,32 @@ PUBLIC_PATHS = ("/health", "/")  # and /static/…: the playground holds no data
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    def reply(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
-        return JSONResponse(body, status, headers=headers)
-
     @app.exception_handler(APIError)
     async def api_error(request: Request, e: APIError):
-        return reply(e.status, e.body, e.headers)
+        return JSONResponse(e.body, e.status, headers=e.headers)
 
     @app.exception_handler(XuxieError)
     async def xuxie_error(request: Request, e: XuxieError):
-        return reply(400, error_body(str(e)))
+        return JSONResponse(error_body(str(e)), 400)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError):
         first = e.errors()[0] if e.errors() else {}
         where = [str(p) for p in first.get("loc", ()) if p != "body"]
         if first.get("type") == "json_invalid":
-            return reply(400, error_body(f"the request body is not valid JSON ({first.get('msg', '')}); send a JSON object"))
+            return JSONResponse(error_body(f"the request body is not valid JSON ({first.get('msg', '')}); send a JSON object"), 400)
         param = ".".join(where) or None
         message = f"{param}: {first.get('msg', 'invalid value')}" if param else first.get("msg", "invalid request")
         got = first.get("input")
         if param and not isinstance(got, dict | list) and got is not None:
             message += f" (got {str(got)[:80]!r})"
-        return reply(400, error_body(message, param=param))
+        return JSONResponse(error_body(message, param=param), 400)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException):
         kind = "not_found" if e.status_code == 404 else "invalid_request_error"
         message = f"no route {request.method} {request.url.path}" if e.status_code == 404 else str(e.detail)
-        return reply(e.status_code, error_body(message, kind))
-
-
+        return JSONResponse(error_body(message, kind), e.status_code)
 
 
 class Guard:
