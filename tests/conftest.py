@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
 
 # Tests must never reach the network for named corpora.
 os.environ.setdefault("XUXIE_DATA_DIR", str(CORPORA))
+# Nor leave corpus caches in the user's home: one fresh cache per test session.
+os.environ["XUXIE_CACHE_DIR"] = tempfile.mkdtemp(prefix="xuxie-test-cache-")
 
 
 def corpus_path(name: str) -> Path:

@@ -38,6 +38,7 @@ from .limits import check_generation_size, check_paragraphs
 from .models import ARCHITECTURES, LanguageModel
 from .models.base import declared_defaults, train_defaults
 from .objectives import eval_window, lm_loss, pair_loss
+from .progress import PassProgress
 from .runs import CorpusRequest, TokenizerOptions, corpus_files, encode, new_run, resumed_run, training_callbacks
 from .threads import threads_scope
 from .tokenizers import Tokenizer
@@ -147,16 +148,19 @@ class TextGenerator:
         out_dir = Path(out) if out is not None else Path(distributed.broadcast(tempfile.mkdtemp(prefix="xuxie-")))
         budget = {"epochs": epochs, "steps": steps, "time_minutes": time}
         given = {k: v for k, v in train_options.items() if v is not None}
-        request = CorpusRequest(source, mode, encoding, unit, sentences, label_column, text_column)
-        if resume:
-            run = resumed_run(out_dir, request, given, budget, dev)
-        else:
-            if out is not None and distributed.is_main():
-                ckpt.check_out_dir(out_dir, overwrite, corpus_files(source))
-            run = new_run(arch, request, TokenizerOptions(tokenizer, min_freq, max_vocab, vocab_size), model_options, given, budget, dev,
-                          exclude=[out_dir])
+        passes = PassProgress(console, progress)
+        request = CorpusRequest(source, mode, encoding, unit, sentences, label_column, text_column, passes)
+        with distributed.main_first():  # the others then find the corpus's scan and tokenizer in the cache
+            if resume:
+                run = resumed_run(out_dir, request, given, budget, dev)
+            else:
+                if out is not None and distributed.is_main():
+                    ckpt.check_out_dir(out_dir, overwrite, corpus_files(source))
+                run = new_run(arch, request, TokenizerOptions(tokenizer, min_freq, max_vocab, vocab_size), model_options, given,
+                              budget, dev, exclude=[out_dir])
         distributed.check_same(run.tokenizer.to_dict(), "the tokenizer")
-        data = encode(run, given)
+        with distributed.main_first():
+            data = encode(run, given, passes)
         if not resume and distributed.is_main():  # every input is checked: only now touch the output directory
             ckpt.start_model_dir(out_dir, run.tokenizer, {**run.info, "train": run.train.to_dict()})
         distributed.barrier()

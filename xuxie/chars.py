@@ -6,6 +6,7 @@ No torch, no numpy: the corpus readers and tokenizers import it too.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 
@@ -65,3 +66,16 @@ def display_token(token: str) -> str:
 def display_width(text: str) -> int:
     """Display width in Latin-letter units (wide CJK characters count 2)."""
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+_CUT_AT_LINE = re.compile(r"(?<=\S)\n")  # a line break right after a visible character
+_CUT_AT_SPACE = re.compile(r"(?<=\S)\s")
+
+
+def neutral_cut(text: str, at: int) -> int | None:
+    """The first position from ``at`` where ``text`` can be cut in two without changing what any
+    of our tokenizers reads: just before whitespace that follows a visible character, where
+    every word, number, punctuation run and Chinese run has ended and a whitespace run begins
+    (a line break preferred). ``None`` when there is no such position."""
+    m = _CUT_AT_LINE.search(text, at) or _CUT_AT_SPACE.search(text, at)
+    return m.start() if m else None

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .corpus import Corpus
+from .corpus.stream import StreamedCorpus
 from .errors import XuxieError
 from .tokenizers import BOS, EOS, Tokenizer
 
@@ -25,8 +26,10 @@ def encode_corpus(corpus: Corpus, tokenizer: Tokenizer, label_ids: dict[str, int
     still has something to learn from.
     """
     if corpus.mode == "lines":
+        if not (corpus.labels and label_ids):
+            return document_ids(tokenizer, corpus.documents)
         parts = []
-        labels = corpus.labels if (corpus.labels and label_ids) else [None] * len(corpus.documents)
+        labels = corpus.labels
         drop = np.random.default_rng(seed).random(len(corpus.documents)) < label_dropout
         for doc, label, dropped in zip(corpus.documents, labels, drop):
             ids = tokenizer.encode_array(doc)
@@ -34,6 +37,37 @@ def encode_corpus(corpus: Corpus, tokenizer: Tokenizer, label_ids: dict[str, int
             parts.append(np.concatenate([head, ids, [EOS]]).astype(np.int32))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
     return tokenizer.encode_array(corpus.text)
+
+
+def document_ids(tokenizer: Tokenizer, docs: list[str]) -> np.ndarray:
+    """``<bos> doc <eos>`` for every document, as one int32 array."""
+    if not docs:
+        return np.zeros(0, dtype=np.int32)
+    if tokenizer.one_token_per_char:  # one call for all of them: a file of headlines has millions
+        body = tokenizer.encode_array("".join(docs))
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+    else:
+        pieces = [tokenizer.encode_array(d) for d in docs]
+        body = np.concatenate(pieces).astype(np.int32, copy=False)
+        lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    starts = np.cumsum(lengths + 2) - (lengths + 2)
+    out = np.empty(len(body) + 2 * len(docs), dtype=np.int32)
+    is_body = np.ones(len(out), dtype=bool)
+    is_body[starts] = is_body[starts + lengths + 1] = False
+    out[starts], out[starts + lengths + 1], out[is_body] = BOS, EOS, body
+    return out
+
+
+def streamed_ids(corpus: StreamedCorpus, tokenizer: Tokenizer, val_fraction: float,
+                 on_bytes=None) -> Iterator[tuple[bool, np.ndarray, int]]:
+    """The token ids of a streamed corpus, piece by piece, as ``(is_validation, ids, characters)``:
+    what :func:`encode_corpus` makes of each side of the split, never the whole corpus at once.
+    ``characters`` counts what bits per character divide by (a line break ends each document)."""
+    for is_val, piece in corpus.parts(val_fraction, on_bytes):
+        if isinstance(piece, str):
+            yield is_val, tokenizer.encode_array(piece), len(piece)
+        else:
+            yield is_val, document_ids(tokenizer, piece), sum(map(len, piece)) + len(piece)
 
 
 def check_window(n_tokens: int, seq_len: int) -> None:
@@ -49,6 +83,8 @@ def compact_ids(ids: np.ndarray | torch.Tensor) -> np.ndarray:
     """``ids`` in the smallest unsigned type that holds them (uint16 up to 65,536 tokens, else
     uint32): a quarter or half of int64's memory for the whole training text."""
     ids = np.asarray(ids)
+    if ids.dtype in (np.uint16, np.uint32):
+        return ids  # already compact (a memory-mapped cache is never read whole)
     top = int(ids.max()) if len(ids) else 0
     return ids.astype(np.uint16 if top < 2 ** 16 else np.uint32, copy=False)
 
@@ -88,19 +124,19 @@ def eval_streams(ids: np.ndarray, seq_len: int, n_streams: int = 16,
     Every token after the first of each slice is predicted exactly once; an RNN may carry its
     state from one chunk to the next. With ``max_tokens`` shorter than ``ids``, the slices are a
     fixed sample spread evenly over all of ``ids`` (the same every time), not its beginning.
+    Only each chunk's tokens are read: ``ids`` may be a memory-mapped file larger than memory.
     """
-    ids_t = torch.as_tensor(np.asarray(ids, dtype=np.int64))
-    budget = len(ids_t) - 1 if max_tokens is None else min(max_tokens, len(ids_t) - 1)
+    budget = len(ids) - 1 if max_tokens is None else min(max_tokens, len(ids) - 1)
     n_streams = max(1, min(n_streams, budget // max(seq_len, 1)))
     per = budget // n_streams
     if per < 1:
         return
-    starts = np.linspace(0, len(ids_t) - per - 1, n_streams).round().astype(int) if budget < len(ids_t) - 1 \
-        else np.arange(n_streams) * per
-    grid = torch.stack([ids_t[s: s + per + 1] for s in starts.tolist()])
+    starts = np.linspace(0, len(ids) - per - 1, n_streams).round().astype(np.int64) if budget < len(ids) - 1 \
+        else np.arange(n_streams, dtype=np.int64) * per
     for s in range(0, per, seq_len):
         e = min(s + seq_len, per)
-        yield grid[:, s:e], grid[:, s + 1:e + 1]
+        chunk = torch.from_numpy(np.asarray(ids)[starts[:, None] + np.arange(s, e + 1)].astype(np.int64))
+        yield chunk[:, :-1], chunk[:, 1:]
 
 
 # --------------------------------------------------------------------------- source/target pairs

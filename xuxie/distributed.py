@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -125,6 +127,16 @@ def check_same(value: Any, what: str) -> None:
     if len(set(digests)) > 1:
         raise XuxieError(f"the training processes built different {what}s from the same corpus; "
                          "give every machine the same files and xuxie version")
+
+
+@contextmanager
+def main_first() -> Iterator[None]:
+    """Rank 0 does the work inside first, the others after it (finding what it left in a cache)."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
 
 
 def shutdown() -> None:

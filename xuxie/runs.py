@@ -20,11 +20,15 @@ import torch
 
 from . import checkpoint as ckpt
 from .callbacks import Callback, default_callbacks
+from .cache import cached_ids, cached_tokenizer, streamed_corpus
 from .corpus import PAIR_SUFFIXES, Corpus, continuation_pairs, corpus_from_text, read_corpus
+from .corpus.sources import expand_paths
+from .corpus.stream import StreamedCorpus
 from .data import PairData, check_window, encode_corpus, encode_pairs
 from .errors import XuxieError, XuxieWarning
 from .models import LanguageModel, build_model, is_encoder_decoder
 from .models.base import train_defaults
+from .progress import NO_PROGRESS, PassProgress
 from .tokenizers import Tokenizer, train_tokenizer
 from .training import TrainConfig
 
@@ -76,20 +80,27 @@ def corpus_files(source: Any) -> list[Path]:
 
 
 def read_source(source: Any, mode: str, encoding: str | None, unit: str = "paragraph", sentences: int = 3,
-                exclude: Sequence[Path] = ()) -> Corpus:
-    """The corpus a training source names; a folder is read without ``exclude`` (the run's own output)."""
+                exclude: Sequence[Path] = (), progress: PassProgress = NO_PROGRESS) -> Corpus | StreamedCorpus:
+    """The corpus a training source names; a folder is read without ``exclude`` (the run's own
+    output). Files of text or lines are streamed (:mod:`xuxie.cache`): never held whole."""
     if isinstance(source, Corpus):
         if mode == "continuation" and source.mode != "pairs":
             return continuation_pairs(source, unit, sentences)
         return source
+
+    def read_files(paths: str | list) -> Corpus | StreamedCorpus:
+        if mode in ("text", "lines"):
+            return streamed_corpus(expand_paths(paths, exclude), mode, encoding, progress)
+        return read_corpus(paths, mode, encoding, unit=unit, sentences=sentences, exclude=exclude)
+
     if isinstance(source, (list, tuple)):
-        return read_corpus(list(source), mode, encoding, unit=unit, sentences=sentences, exclude=exclude)
+        return read_files(list(source))
     if isinstance(source, Path) or _looks_like_path(str(source)):
         s = str(source)
         from .corpus import NAMED_CORPORA
 
         if Path(s).exists() or s in NAMED_CORPORA or isinstance(source, Path) or _PATHLIKE.fullmatch(s):
-            return read_corpus(s, mode, encoding, unit=unit, sentences=sentences, exclude=exclude)
+            return read_files(s)
     if mode == "continuation":
         return continuation_pairs(corpus_from_text(str(source), "text"), unit, sentences)
     return corpus_from_text(str(source), mode)
@@ -107,14 +118,15 @@ class CorpusRequest:
     sentences: int = 3
     label_column: str | None = None
     text_column: str = "text"
+    progress: PassProgress = NO_PROGRESS  # bars for the passes over a large corpus
 
-    def read(self, exclude: Sequence[Path]) -> Corpus:
+    def read(self, exclude: Sequence[Path]) -> Corpus | StreamedCorpus:
         if self.label_column is not None:
             from .corpus import read_labelled
 
             sources = self.source if isinstance(self.source, (list, tuple)) else [self.source]
             return read_labelled(sources, self.label_column, self.text_column, self.encoding, exclude=exclude)
-        return read_source(self.source, self.mode, self.encoding, self.unit, self.sentences, exclude=exclude)
+        return read_source(self.source, self.mode, self.encoding, self.unit, self.sentences, exclude, self.progress)
 
     def as_saved(self, saved: dict[str, Any]) -> CorpusRequest:
         """This source read as the run in a model directory's ``saved`` config read its own: a
@@ -147,10 +159,14 @@ class TokenizerOptions:
     max_vocab: int = 20000
     vocab_size: int | None = None
 
-    def train(self, corpus: Corpus) -> Tokenizer:
-        """A tokenizer learnt from what a model reads of ``corpus`` (targets too)."""
-        return train_tokenizer(self.kind, corpus.documents + (corpus.targets or []), min_freq=self.min_freq,
-                               max_vocab=self.max_vocab, vocab_size=self.vocab_size)
+    def train(self, corpus: Corpus | StreamedCorpus, val_fraction: float, progress: PassProgress = NO_PROGRESS) -> Tokenizer:
+        """A tokenizer learnt from what a model reads of the training part of ``corpus`` (targets
+        too); for a streamed corpus, learnt once and then read from the cache."""
+        options = {"kind": self.kind, "min_freq": self.min_freq, "max_vocab": self.max_vocab, "vocab_size": self.vocab_size}
+        if isinstance(corpus, StreamedCorpus):
+            return cached_tokenizer(corpus, options, val_fraction, progress)
+        train_part = corpus.split(val_fraction)[0]
+        return train_tokenizer(texts=train_part.documents + (train_part.targets or []), **options)
 
 
 @dataclass
@@ -175,7 +191,7 @@ def new_run(arch: str, request: CorpusRequest, tokenizer: TokenizerOptions, mode
     request = replace(request, mode=resolve_mode(arch, request.mode, sources))
     train = TrainConfig(**{**train_defaults(arch), **given}, **budget).validate()
     corpus = request.read(exclude)
-    tok = tokenizer.train(corpus.split(train.val_fraction)[0])
+    tok = tokenizer.train(corpus, train.val_fraction, request.progress)
     torch.manual_seed(train.seed)  # reproducible initialisation
     labels = sorted({lab for lab in (corpus.labels or []) if lab})
     # Context labels are extra input tokens after the tokenizer's own (never generated).
@@ -190,7 +206,7 @@ def _run_info(arch: str, model: LanguageModel, tok: Tokenizer, corpus: Corpus, r
     info = {
         "arch": arch, "model": model.config.__dict__, "tokenizer": tok.kind, "mode": corpus.mode,
         "corpus": {"sources": list(corpus.sources), "source_sha256": list(corpus.source_hashes), "encodings": list(corpus.encodings),
-                   "documents": len(corpus.documents), "chars": corpus.n_chars, "sha256": corpus.fingerprint()},
+                   "documents": corpus.n_documents, "chars": corpus.n_chars, "sha256": corpus.fingerprint()},
         "parameters": model.num_parameters(), "xuxie_version": __version__,
     }
     if corpus.mode == "pairs":
@@ -230,7 +246,7 @@ class Encoded:
     val_chars: int  # characters of what validation scores, for bits per character
 
 
-def encode(run: Run, given: dict[str, Any]) -> Encoded:
+def encode(run: Run, given: dict[str, Any], progress: PassProgress = NO_PROGRESS) -> Encoded:
     """The run's corpus split and encoded. A new run's architecture then settles the training
     settings that follow from its model and data (the window, the precision, pairs per batch)."""
     corpus = run.corpus
@@ -238,8 +254,12 @@ def encode(run: Run, given: dict[str, Any]) -> Encoded:
         raise XuxieError(f"architecture '{run.arch}' cannot train on a {corpus.mode} corpus; " +
                          ("use --arch seq2seq for source→target "
                           "pairs" if corpus.mode == "pairs" else "seq2seq needs --mode pairs or continuation"))
-    train_part, val_part = corpus.split(run.train.val_fraction)
-    data = _encode_pairs(run, train_part, val_part) if corpus.mode == "pairs" else _encode_text(run, train_part, val_part)
+    if isinstance(corpus, StreamedCorpus):
+        train_ids, val_ids, val_chars = cached_ids(corpus, run.tokenizer, run.train.val_fraction, progress)
+        data = Encoded(train_ids, val_ids if len(val_ids) else None, val_chars)
+    else:
+        train_part, val_part = corpus.split(run.train.val_fraction)
+        data = _encode_pairs(run, train_part, val_part) if corpus.mode == "pairs" else _encode_text(run, train_part, val_part)
     if not run.resumed:
         run.model.config.adjust_train_config(run.train, given, data.train)
     if corpus.mode != "pairs":

@@ -39,6 +39,10 @@ class Corpus:
         return "\n\n".join(self.documents) if self.mode == "text" else "\n".join(self.documents)
 
     @property
+    def n_documents(self) -> int:
+        return len(self.documents)
+
+    @property
     def n_chars(self) -> int:
         """Characters in the documents (in pairs mode: in the sources and the targets)."""
         return sum(len(d) for d in self.documents) + sum(len(t) for t in self.targets or [])

@@ -44,6 +44,8 @@ class Tokenizer:
     """
 
     kind: ClassVar[str] = "base"
+    #: every character is one token, and ``encode_array(a + b)`` is ``encode_array(a)`` then ``encode_array(b)``
+    one_token_per_char: ClassVar[bool] = False
     pad_id, unk_id, bos_id, eos_id = PAD, UNK, BOS, EOS
 
     def __init__(self, tokens: list[str]):

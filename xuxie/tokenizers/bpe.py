@@ -20,12 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from ..chars import neutral_cut
 from ..errors import XuxieError
 from .base import SPECIALS, UNK, StreamDecoder, Tokenizer
 
 DEFAULT_VOCAB = 4000
 MIN_VOCAB = len(SPECIALS) + 256
-_CHUNK = 32_768  # characters per piece handed to the Rust encoder (cut only after a line break)
+_CHUNK = 32_768  # characters per piece handed to the Rust encoder (cut where the pre-tokenizer splits anyway)
 
 
 @lru_cache(maxsize=1)
@@ -43,18 +44,17 @@ def _byte_decoder() -> dict[str, int]:
 
 
 def _chunks(text: str, size: int = _CHUNK) -> Iterator[str]:
-    """``text`` in pieces of about ``size`` characters, each ending with a line break (but the last)."""
+    """``text`` in pieces of about ``size`` characters, each cut where the pre-tokenizer splits
+    anyway (:func:`~xuxie.chars.neutral_cut`): the pieces encode, and train, exactly as the
+    whole text would."""
     start, n = 0, len(text)
     while start < n:
-        if n - start <= size:
+        cut = neutral_cut(text, start + size) if n - start > size else None
+        if cut is None:
             yield text[start:]
             return
-        cut = text.find("\n", start + size)
-        if cut < 0:
-            yield text[start:]
-            return
-        yield text[start:cut + 1]
-        start = cut + 1
+        yield text[start:cut]
+        start = cut
 
 
 def _hf_tokenizer():

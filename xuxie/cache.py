@@ -1,0 +1,236 @@
+"""What xuxie learnt from a corpus, kept between runs: its scan, tokenizers and token ids.
+
+A second run on the same files starts training at once: the files are hashed (2 GB/s), and
+their scan, the tokenizer learnt from them and their token ids are read back instead of being
+made again. Everything is keyed by content — the SHA-256 of the files' bytes, the mode and
+encoding they were read in, the tokenizer's options or its whole JSON — never by a path or a
+date, so an edited file or another tokenizer can never meet stale ids.
+
+Layout: ``<root>/corpora/<corpus key>/`` holds ``scan.json``, ``tokenizer-<key>.json`` and, per
+tokenizer and split, ``ids-<key>.json`` with its ``.train`` and ``.val`` files of uint16 ids
+(uint32 for vocabularies over 65,536), read by memory map. Every file is written whole and
+renamed into place; an id file whose size does not match its record, or a record made by
+another tokenizer, is rebuilt with a warning. The root is ``$XUXIE_CACHE_DIR``, else
+``$XDG_CACHE_HOME/xuxie``, else ``~/.cache/xuxie``; deleting it only costs time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .corpus.sources import FoundFile
+from .corpus.stream import HashedFile, ScannedFile, StreamedCorpus, hash_files, scan_files
+from .data import streamed_ids
+from .errors import XuxieError, XuxieWarning
+from .fileio import atomic_path, atomic_write_text
+from .progress import NO_PROGRESS, PassProgress
+from .tokenizers import Tokenizer, tokenizer_from_dict, train_tokenizer
+
+CACHE_ENV = "XUXIE_CACHE_DIR"
+FORMAT = 1  # bump when what is cached changes meaning
+
+
+def cache_root() -> Path:
+    if env := os.environ.get(CACHE_ENV):
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "xuxie"
+
+
+def digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def ids_dtype(vocab_size: int) -> np.dtype:
+    """uint16 while every id fits, else uint32: a half or a quarter of int32's bytes."""
+    return np.dtype(np.uint16 if vocab_size <= 2 ** 16 else np.uint32)
+
+
+class CorpusCache:
+    """One corpus's folder in the cache (a private temporary folder when the cache cannot be written)."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.dir = cache_root() / "corpora" / self.key
+        self.temporary = False
+
+    # -- small JSON records --------------------------------------------------------------------
+    def read(self, name: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads((self.dir / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and data.get("format") == FORMAT else None
+
+    def write(self, name: str, data: dict[str, Any]) -> None:
+        self._ensure_writable()
+        self._saving(lambda: atomic_write_text(self.dir / name, json.dumps({"format": FORMAT, **data}, ensure_ascii=False)))
+
+    def _ensure_writable(self) -> None:
+        """The folder exists and takes a file; when the cache cannot be written, say so once and
+        go on in a temporary folder removed at exit (ids must live in a file to be memory-mapped)."""
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.dir):
+                pass
+        except OSError as e:
+            if self.temporary:
+                raise
+            warnings.warn(f"cannot write the corpus cache in {self.dir.parent} ({e.strerror}); using a temporary folder — "
+                          f"set {CACHE_ENV} to a writable folder to keep it", XuxieWarning, stacklevel=4)
+            root = Path(tempfile.mkdtemp(prefix="xuxie-cache-"))
+            atexit.register(shutil.rmtree, root, ignore_errors=True)
+            self.dir, self.temporary = root / self.key, True
+            self.dir.mkdir()
+
+    def _saving(self, write) -> None:
+        try:
+            write()
+        except OSError as e:  # a full disk: nothing half-written stays (atomic_path), and the run says why
+            raise XuxieError(f"cannot write the corpus cache in {self.dir} ({e.strerror}); free some space or set "
+                             f"{CACHE_ENV} to another folder") from None
+
+    # -- the scan ------------------------------------------------------------------------------
+    def load_scan(self, hashed: list[HashedFile], mode: str, encoding: str | None) -> StreamedCorpus | None:
+        data = self.read("scan.json")
+        if data is None or len(data.get("files", ())) != len(hashed):
+            return None
+        try:
+            files = [ScannedFile(**{**f, "path": str(h.path)}) for f, h in zip(data["files"], hashed)]
+        except TypeError:
+            return None
+        if any(f.sha256 != h.sha256 for f, h in zip(files, hashed)):
+            return None
+        return StreamedCorpus(mode, files, data["fingerprint"], encoding)
+
+    def save_scan(self, corpus: StreamedCorpus) -> None:
+        self.write("scan.json", {"files": [asdict(f) for f in corpus.files], "fingerprint": corpus.fingerprint_hex})
+
+    # -- token ids -----------------------------------------------------------------------------
+    def _ids_name(self, tokenizer_hash: str, val_fraction: float) -> str:
+        return "ids-" + digest(tokenizer_hash, val_fraction)[:16]
+
+    def load_ids(self, tokenizer_hash: str, val_fraction: float) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """(train ids, validation ids, validation characters) by memory map, or None to build them."""
+        name = self._ids_name(tokenizer_hash, val_fraction)
+        meta = self.read(name + ".json")
+        if meta is None:
+            return None
+        if meta.get("tokenizer") != tokenizer_hash:
+            return self._stale(name, "was made by another tokenizer")
+        try:
+            dtype = np.dtype(meta["dtype"])
+            parts = [self._open(self.dir / f"{name}.{part}", dtype, int(meta[f"{part}_tokens"])) for part in ("train", "val")]
+        except (KeyError, TypeError, ValueError) as e:
+            return self._stale(name, f"is damaged ({e})")
+        except _Truncated as e:
+            return self._stale(name, str(e))
+        return parts[0], parts[1], int(meta["val_chars"])
+
+    @staticmethod
+    def _open(path: Path, dtype: np.dtype, n: int) -> np.ndarray:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise _Truncated(f"has lost {path.name}") from None
+        if size != n * dtype.itemsize:
+            raise _Truncated(f"is truncated ({path.name}: {size:,} bytes where {n * dtype.itemsize:,} were written)")
+        return np.memmap(path, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype=dtype)
+
+    def _stale(self, name: str, why: str) -> None:
+        warnings.warn(f"the token-id cache {self.dir / name} {why}; rebuilding it", XuxieWarning, stacklevel=3)
+        return None
+
+    def save_ids(self, tokenizer_hash: str, val_fraction: float, dtype: np.dtype,
+                 pieces: Iterable[tuple[bool, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, int]:
+        """Write the ids ``pieces`` yields — ``(is_validation, ids, characters)`` — to the two
+        files of the split, then their record; return them mapped."""
+        name = self._ids_name(tokenizer_hash, val_fraction)
+        tokens, val_chars = [0, 0], 0
+
+        def write() -> None:
+            nonlocal val_chars
+            with atomic_path(self.dir / f"{name}.train") as train_tmp, atomic_path(self.dir / f"{name}.val") as val_tmp, \
+                    open(train_tmp, "wb") as train, open(val_tmp, "wb") as val:
+                for is_val, ids, chars in pieces:
+                    (val if is_val else train).write(np.ascontiguousarray(ids, dtype=dtype).tobytes())
+                    tokens[is_val] += len(ids)
+                    val_chars += chars if is_val else 0
+
+        self._ensure_writable()
+        self._saving(write)
+        self.write(name + ".json", {"tokenizer": tokenizer_hash, "dtype": dtype.name, "train_tokens": tokens[0],
+                                    "val_tokens": tokens[1], "val_chars": val_chars})
+        loaded = self.load_ids(tokenizer_hash, val_fraction)
+        assert loaded is not None, "the ids just written read back"
+        return loaded
+
+
+class _Truncated(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- a corpus of files, streamed
+_OPEN: dict[str, CorpusCache] = {}  # the folder each corpus of this process uses (maybe a temporary one)
+
+
+def cache_of(corpus: StreamedCorpus) -> CorpusCache:
+    return _OPEN.setdefault(corpus.cache_key, CorpusCache(corpus.cache_key))
+
+
+def streamed_corpus(found: list[FoundFile], mode: str, encoding: str | None, progress: PassProgress = NO_PROGRESS) -> StreamedCorpus:
+    """The files ``found`` as a :class:`StreamedCorpus`: hashed, then scanned (or the scan read back)."""
+    total = sum(f.path.stat().st_size for f in found)
+    with progress("hashing the corpus", total) as meter:
+        hashed = hash_files(found, meter)
+    key = digest(FORMAT, mode, encoding, [f.sha256 for f in hashed])[:32]
+    cache = _OPEN.setdefault(key, CorpusCache(key))
+    corpus = cache.load_scan(hashed, mode, encoding)
+    if corpus is None:
+        with progress("reading the corpus", total) as meter:
+            corpus = scan_files(hashed, mode, encoding, meter)
+        cache.save_scan(corpus)
+    corpus.cache_key = key
+    return corpus
+
+
+def cached_tokenizer(corpus: StreamedCorpus, options: dict[str, Any], val_fraction: float,
+                     progress: PassProgress = NO_PROGRESS) -> Tokenizer:
+    """The tokenizer ``train_tokenizer(**options)`` learns from the corpus's training part, learnt
+    once per corpus, options and split."""
+    cache = cache_of(corpus)
+    name = f"tokenizer-{digest(options, val_fraction)[:16]}.json"
+    saved = cache.read(name)
+    if saved is not None:
+        try:
+            return tokenizer_from_dict(saved["tokenizer"])
+        except (KeyError, XuxieError) as e:
+            cache._stale(name, f"is damaged ({e})")
+    with progress(f"learning the {options['kind']} tokenizer", corpus.n_bytes) as meter:
+        tokenizer = train_tokenizer(texts=corpus.training_texts(val_fraction, meter), **options)
+    cache.write(name, {"tokenizer": tokenizer.to_dict()})
+    return tokenizer
+
+
+def cached_ids(corpus: StreamedCorpus, tokenizer: Tokenizer, val_fraction: float,
+               progress: PassProgress = NO_PROGRESS) -> tuple[np.ndarray, np.ndarray, int]:
+    """(training ids, validation ids, validation characters) of the corpus, memory-mapped from
+    the cache; encoded and written there first when they are not."""
+    cache = cache_of(corpus)
+    key = digest(tokenizer.to_dict())
+    found = cache.load_ids(key, val_fraction)
+    if found is not None:
+        return found
+    with progress("encoding the corpus", corpus.n_bytes) as meter:
+        return cache.save_ids(key, val_fraction, ids_dtype(tokenizer.vocab_size), streamed_ids(corpus, tokenizer, val_fraction, meter))
