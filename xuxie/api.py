@@ -25,11 +25,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import checkpoint as ckpt
 from . import distributed
+from .cache import cached_ids, streamed_corpus
 from .corpus import PAIR_SUFFIXES, Corpus, corpus_from_text, read_corpus, read_pairs
+from .corpus.sources import FoundFile
 from .data import PairData, encode_corpus, encode_pairs
 from .decoding import DecodingSetup, GenerationConfig, LogitsProcessor, warn_unseen
 from .errors import XuxieError
@@ -41,7 +44,7 @@ from .objectives import eval_window, lm_loss, pair_loss
 from .progress import PassProgress
 from .runs import CorpusRequest, TokenizerOptions, corpus_files, encode, new_run, resumed_run, training_callbacks
 from .threads import threads_scope
-from .tokenizers import Tokenizer
+from .tokenizers import BPETokenizer, Tokenizer
 from .training import LN2, Callback, Trainer
 
 __version__ = "0.1.0"
@@ -419,15 +422,33 @@ class TextGenerator:
             raise XuxieError("a seq2seq model is scored on source→target pairs: use evaluate_pairs (CLI: xuxie evaluate MODEL pairs.tsv)")
         corpus = corpus_from_text(text, self.mode)
         unknown = warn_unseen(self.tokenizer, texts_read(corpus), "the evaluation text")
-        ids = encode_corpus(corpus, self.tokenizer)
+        chars = sum(len(d) + (1 if self.mode == "lines" else 0) for d in corpus.documents)
+        return self._score(encode_corpus(corpus, self.tokenizer), chars, unknown)
+
+    def _score(self, ids: np.ndarray, chars: int, unknown: int, meter=None) -> dict[str, float]:
         if len(ids) < 2:
             raise XuxieError("the text is too short to evaluate; give at least two tokens")
-        chars = sum(len(d) + (1 if self.mode == "lines" else 0) for d in corpus.documents)
         window = eval_window(self.model, int(self.config.get("train", {}).get("seq_len", 128)))
         # An RNN reads the text as one stream: every token is scored with all the text before it.
-        r = lm_loss(self.model, ids, window, streams=1 if self.model.carries_state else 16)
+        r = lm_loss(self.model, ids, window, streams=1 if self.model.carries_state else 16, meter=meter)
         return {"loss": r["loss"], "perplexity": r["ppl"], "bits_per_char": r["loss_sum"] / LN2 / max(chars - 1, 1),
                 "tokens": r["tokens"], "chars": chars, "unknown_chars": unknown}
+
+    @threads_scope("evaluate")
+    @torch.no_grad()
+    def evaluate_file(self, path: str | Path, encoding: str | None = None, progress: bool = True, console=None) -> dict[str, float]:
+        """:meth:`evaluate` of a whole text file of any size: read in pieces, its token ids cached
+        (:mod:`xuxie.cache`) and scored window by window, with progress bars on stderr."""
+        if self.is_seq2seq:
+            raise XuxieError("a seq2seq model is scored on source→target pairs: use evaluate_pairs (CLI: xuxie evaluate MODEL pairs.tsv)")
+        passes = PassProgress(console, progress)
+        corpus = streamed_corpus([FoundFile(Path(path).resolve(), named=True)], self.mode, encoding, passes)
+        unknown = 0 if isinstance(self.tokenizer, BPETokenizer) else \
+            warn_unseen(self.tokenizer, (p if isinstance(p, str) else "".join(p) for _, p in corpus.parts(0.0)), "the evaluation text")
+        ids, _, _ = cached_ids(corpus, self.tokenizer, 0.0, passes)
+        chars = corpus.n_chars + (corpus.n_documents if self.mode == "lines" else 0)
+        with passes("scoring", len(ids), "tokens") as meter:
+            return self._score(ids, chars, unknown, meter)
 
     def info(self) -> dict[str, Any]:
         return {**self.config, "path": str(self.path) if self.path else None}

@@ -182,11 +182,11 @@ class _Truncated(Exception):
 
 
 # --------------------------------------------------------------------------- a corpus of files, streamed
-_OPEN: dict[str, CorpusCache] = {}  # the folder each corpus of this process uses (maybe a temporary one)
+_OPEN: dict[tuple[Path, str], CorpusCache] = {}  # the folder each corpus of this process uses (maybe a temporary one)
 
 
 def cache_of(corpus: StreamedCorpus) -> CorpusCache:
-    return _OPEN.setdefault(corpus.cache_key, CorpusCache(corpus.cache_key))
+    return _OPEN.setdefault((cache_root(), corpus.cache_key), CorpusCache(corpus.cache_key))
 
 
 def streamed_corpus(found: list[FoundFile], mode: str, encoding: str | None, progress: PassProgress = NO_PROGRESS) -> StreamedCorpus:
@@ -195,7 +195,8 @@ def streamed_corpus(found: list[FoundFile], mode: str, encoding: str | None, pro
     with progress("hashing the corpus", total) as meter:
         hashed = hash_files(found, meter)
     key = digest(FORMAT, mode, encoding, [f.sha256 for f in hashed])[:32]
-    cache = _OPEN.setdefault(key, CorpusCache(key))
+    corpus = StreamedCorpus(mode, [], "", encoding, key)
+    cache = cache_of(corpus)
     corpus = cache.load_scan(hashed, mode, encoding)
     if corpus is None:
         with progress("reading the corpus", total) as meter:

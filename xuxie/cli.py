@@ -648,7 +648,6 @@ def evaluate(
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda or mps.")] = None,
 ) -> None:
     from .api import TextGenerator
-    from .corpus import read_text_file
 
     if max_pairs < 0:
         raise XuxieError(f"--max-pairs must be 0 or more, got {max_pairs}")
@@ -675,10 +674,7 @@ def evaluate(
             table.add_row("cut to the model's lengths", f"{r['truncated_sources']} sources, {r['truncated_targets']} targets")
         out.print(table)
         return
-    text, _ = read_text_file(text_file, encoding)
-    if not text.strip():
-        raise XuxieError(f"{text_file} is empty; give a file with text in it")
-    r = tg.evaluate(text)
+    r = tg.evaluate_file(text_file, encoding, console=err)
     if as_json:
         out.print_json(json.dumps(r))
         return

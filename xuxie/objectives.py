@@ -10,7 +10,7 @@ there is one evaluation loop (:func:`_summed_loss`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -85,16 +85,18 @@ def eval_window(model: LanguageModel, seq_len: int) -> int:
 
 
 def lm_loss(model: LanguageModel, ids: np.ndarray, seq_len: int, streams: int = 16, max_tokens: int | None = None,
-            amp_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Loss per token of a language model reading ``ids`` (the first ``max_tokens``, when given) in
+            amp_dtype: torch.dtype | None = None, meter: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Loss per token of a language model reading ``ids`` (a sample of ``max_tokens``, when given) in
     consecutive windows of ``seq_len`` over ``streams`` parallel slices; an RNN carries its state
-    from window to window."""
-    return _summed_loss(model, _lm_logits(model, ids, seq_len, streams, max_tokens, amp_dtype))
+    from window to window. ``meter`` is told how many tokens each window scored."""
+    return _summed_loss(model, _lm_logits(model, ids, seq_len, streams, max_tokens, amp_dtype, meter))
 
 
-def _lm_logits(model, ids, seq_len, streams, max_tokens, amp_dtype) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _lm_logits(model, ids, seq_len, streams, max_tokens, amp_dtype, meter) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     carry, state, device = model.carries_state, None, model.device
     for x, y in eval_streams(ids, seq_len, streams, max_tokens):
+        if meter:
+            meter(y.numel())
         x, y = x.to(device), y.to(device)
         with autocast(device, amp_dtype):
             logits, new_state = model(x, state if carry else None)

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .callbacks import Callback, default_callbacks
 from .cache import cached_ids, cached_tokenizer, streamed_corpus
+from .callbacks import Callback, default_callbacks
 from .corpus import PAIR_SUFFIXES, Corpus, continuation_pairs, corpus_from_text, read_corpus
 from .corpus.sources import expand_paths
 from .corpus.stream import StreamedCorpus
@@ -30,7 +30,7 @@ from .models import LanguageModel, build_model, is_encoder_decoder
 from .models.base import train_defaults
 from .progress import NO_PROGRESS, PassProgress
 from .tokenizers import Tokenizer, train_tokenizer
-from .training import TrainConfig
+from .training import TrainConfig, autocast_dtype
 
 PAIR_MODES = ("pairs", "continuation")
 
@@ -190,6 +190,7 @@ def new_run(arch: str, request: CorpusRequest, tokenizer: TokenizerOptions, mode
     sources = request.source if isinstance(request.source, (list, tuple, Corpus)) else [request.source]
     request = replace(request, mode=resolve_mode(arch, request.mode, sources))
     train = TrainConfig(**{**train_defaults(arch), **given}, **budget).validate()
+    autocast_dtype(train.precision, device)  # bf16 where it is slow: said before anything is read or written
     corpus = request.read(exclude)
     tok = tokenizer.train(corpus, train.val_fraction, request.progress)
     torch.manual_seed(train.seed)  # reproducible initialisation
@@ -228,6 +229,7 @@ def resumed_run(out_dir: Path, request: CorpusRequest, given: dict[str, Any], bu
     train = TrainConfig.from_dict({**saved.get("train", {}), **given})
     if any(v is not None for v in budget.values()):
         train.epochs, train.steps, train.time_minutes = budget["epochs"], budget["steps"], budget["time_minutes"]
+    autocast_dtype(train.precision, device)
     corpus = request.as_saved(saved).read(exclude=[out_dir])
     warn_if_corpus_changed(out_dir, saved.get("corpus", {}), corpus)
     torch.manual_seed(train.seed)  # a run killed before its first checkpoint starts as it began

@@ -112,10 +112,12 @@ def _decoded_blocks(path: Path, encoding: str, on_bytes: ByteMeter | None) -> It
 
 
 def _decode(decoder, block: bytes, path: Path, encoding: str, offset: int) -> str:
+    """``block`` (the bytes from ``offset``) decoded; an invalid byte is one clear error naming its place."""
+    held = len(decoder.getstate()[0])  # the end of a character cut by the block before, decoded with this block
     try:
         return decoder.decode(block)
     except UnicodeDecodeError as e:
-        raise XuxieError(f"{path} is not valid {encoding} at byte {offset + max(e.start, 0):,} (its encoding was detected "
+        raise XuxieError(f"{path} is not valid {encoding} at byte {offset - held + max(e.start, 0):,} (its encoding was detected "
                          f"from its first {BLOCK / 2**20:g} MB); pass --encoding to read it another way") from None
 
 
@@ -129,7 +131,7 @@ def file_pieces(path: Path, encoding: str, size: int, forced: str | None = None,
             raise XuxieError(f"cannot read {path}: {e.strerror}") from None
         if on_bytes:
             on_bytes(len(data))
-        text = decode_bytes(data, forced or encoding, name=str(path))[0]
+        text = decode_bytes(data, forced, name=str(path))[0]  # detected again: every rule applies
         yield normalize_text(text)
         return
     yield from _normalized(_decoded_blocks(path, encoding, on_bytes))
