@@ -160,3 +160,38 @@ def test_a_corpus_of_only_whitespace_files_is_one_clear_error(tmp_path):
     (folder / "a.txt").write_text(" \n\t\n")
     with pytest.raises(XuxieError, match="empty or only whitespace"):
         TextGenerator.train(folder, out=tmp_path / "m", **TINY)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_labelled_table_streamed_gives_the_ids_of_the_table_read_whole(small_pieces, tmp_path, suffix):
+    import csv
+
+    from xuxie.cache import streamed_table
+    from xuxie.corpus import read_labelled
+    from xuxie.data import Labelling
+
+    en = corpus_path("tinyshakespeare.txt").read_text().split("\n\n")[:600]
+    zh = [p for p in corpus_path("hongloumeng.txt").read_text(encoding="utf-8").split("\n") if p.strip()][:400]
+    rows = [{"text": t, "label": lab} for pair in zip(en, zh) for t, lab in zip(pair, ("en", "zh"))]
+    rows[5]["label"] = ""  # an unlabelled row; texts hold line breaks inside quoted CSV fields
+    path = tmp_path / f"labelled{suffix}"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        if suffix == ".csv":
+            writer = csv.DictWriter(f, ["label", "text"])
+            writer.writeheader()
+            writer.writerows(rows)
+        else:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+    whole = read_labelled(path, "label")
+    streamed = streamed_table(expand_paths(path), "text", "label", None)
+    assert (streamed.fingerprint(), streamed.n_documents, streamed.label_names) == (whole.fingerprint(), len(whole.documents), ["en", "zh"])
+    train_part, val_part = whole.split(0.1)
+    tokenizer = train_tokenizer("char", train_part.documents)
+    labelling = Labelling({"en": tokenizer.vocab_size, "zh": tokenizer.vocab_size + 1}, dropout=0.1, seed=3)
+    train_ids, val_ids, _ = cached_ids(streamed, tokenizer, 0.1, labelling)
+    np.testing.assert_array_equal(train_ids, encode_corpus(train_part, tokenizer, labelling))
+    from dataclasses import replace
+
+    np.testing.assert_array_equal(val_ids, encode_corpus(val_part, tokenizer, replace(labelling, dropout=0.0)))
+    assert (train_ids == tokenizer.vocab_size).sum() > 100  # labels really are in the ids

@@ -443,9 +443,9 @@ class TextGenerator:
             raise XuxieError("a seq2seq model is scored on source→target pairs: use evaluate_pairs (CLI: xuxie evaluate MODEL pairs.tsv)")
         passes = PassProgress(console, progress)
         corpus = streamed_corpus([FoundFile(Path(path).resolve(), named=True)], self.mode, encoding, passes)
-        unknown = 0 if isinstance(self.tokenizer, BPETokenizer) else \
-            warn_unseen(self.tokenizer, (p if isinstance(p, str) else "".join(p) for _, p in corpus.parts(0.0)), "the evaluation text")
-        ids, _, _ = cached_ids(corpus, self.tokenizer, 0.0, passes)
+        texts = (p if isinstance(p, str) else "".join(p.texts) for _, p in corpus.parts(0.0))  # the characters it holds
+        unknown = 0 if isinstance(self.tokenizer, BPETokenizer) else warn_unseen(self.tokenizer, texts, "the evaluation text")
+        ids, _, _ = cached_ids(corpus, self.tokenizer, 0.0, progress=passes)
         chars = corpus.n_chars + (corpus.n_documents if self.mode == "lines" else 0)
         with passes("scoring", len(ids), "tokens") as meter:
             return self._score(ids, chars, unknown, meter)

@@ -32,7 +32,8 @@ import numpy as np
 
 from .corpus.sources import FoundFile
 from .corpus.stream import HashedFile, ScannedFile, StreamedCorpus, hash_files, scan_files
-from .data import streamed_ids
+from .corpus.tables import TABLE_SUFFIXES
+from .data import Labelling, streamed_ids
 from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_path, atomic_write_text
 from .progress import NO_PROGRESS, PassProgress
@@ -102,7 +103,8 @@ class CorpusCache:
                              f"{CACHE_ENV} to another folder") from None
 
     # -- the scan ------------------------------------------------------------------------------
-    def load_scan(self, hashed: list[HashedFile], mode: str, encoding: str | None) -> StreamedCorpus | None:
+    def load_scan(self, hashed: list[HashedFile], mode: str, encoding: str | None,
+                  table: tuple[str, str] | None) -> StreamedCorpus | None:
         data = self.read("scan.json")
         if data is None or len(data.get("files", ())) != len(hashed):
             return None
@@ -112,18 +114,15 @@ class CorpusCache:
             return None
         if any(f.sha256 != h.sha256 for f, h in zip(files, hashed)):
             return None
-        return StreamedCorpus(mode, files, data["fingerprint"], encoding)
+        return StreamedCorpus(mode, files, data["fingerprint"], encoding, table=table, label_names=data.get("labels", []))
 
     def save_scan(self, corpus: StreamedCorpus) -> None:
-        self.write("scan.json", {"files": [asdict(f) for f in corpus.files], "fingerprint": corpus.fingerprint_hex})
+        self.write("scan.json", {"files": [asdict(f) for f in corpus.files], "fingerprint": corpus.fingerprint_hex,
+                                 "labels": corpus.label_names})
 
     # -- token ids -----------------------------------------------------------------------------
-    def _ids_name(self, tokenizer_hash: str, val_fraction: float) -> str:
-        return "ids-" + digest(tokenizer_hash, val_fraction)[:16]
-
-    def load_ids(self, tokenizer_hash: str, val_fraction: float) -> tuple[np.ndarray, np.ndarray, int] | None:
+    def load_ids(self, name: str, tokenizer_hash: str) -> tuple[np.ndarray, np.ndarray, int] | None:
         """(train ids, validation ids, validation characters) by memory map, or None to build them."""
-        name = self._ids_name(tokenizer_hash, val_fraction)
         meta = self.read(name + ".json")
         if meta is None:
             return None
@@ -152,11 +151,10 @@ class CorpusCache:
         warnings.warn(f"the token-id cache {self.dir / name} {why}; rebuilding it", XuxieWarning, stacklevel=3)
         return None
 
-    def save_ids(self, tokenizer_hash: str, val_fraction: float, dtype: np.dtype,
+    def save_ids(self, name: str, tokenizer_hash: str, dtype: np.dtype,
                  pieces: Iterable[tuple[bool, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, int]:
         """Write the ids ``pieces`` yields — ``(is_validation, ids, characters)`` — to the two
         files of the split, then their record; return them mapped."""
-        name = self._ids_name(tokenizer_hash, val_fraction)
         tokens, val_chars = [0, 0], 0
 
         def write() -> None:
@@ -172,7 +170,7 @@ class CorpusCache:
         self._saving(write)
         self.write(name + ".json", {"tokenizer": tokenizer_hash, "dtype": dtype.name, "train_tokens": tokens[0],
                                     "val_tokens": tokens[1], "val_chars": val_chars})
-        loaded = self.load_ids(tokenizer_hash, val_fraction)
+        loaded = self.load_ids(name, tokenizer_hash)
         assert loaded is not None, "the ids just written read back"
         return loaded
 
@@ -189,21 +187,32 @@ def cache_of(corpus: StreamedCorpus) -> CorpusCache:
     return _OPEN.setdefault((cache_root(), corpus.cache_key), CorpusCache(corpus.cache_key))
 
 
-def streamed_corpus(found: list[FoundFile], mode: str, encoding: str | None, progress: PassProgress = NO_PROGRESS) -> StreamedCorpus:
-    """The files ``found`` as a :class:`StreamedCorpus`: hashed, then scanned (or the scan read back)."""
+def streamed_corpus(found: list[FoundFile], mode: str, encoding: str | None, progress: PassProgress = NO_PROGRESS,
+                    table: tuple[str, str] | None = None) -> StreamedCorpus:
+    """The files ``found`` as a :class:`StreamedCorpus`: hashed, then scanned (or the scan read
+    back); ``table``: labelled tables read by their (text column, label column)."""
     total = sum(f.path.stat().st_size for f in found)
     with progress("hashing the corpus", total) as meter:
         hashed = hash_files(found, meter)
-    key = digest(FORMAT, mode, encoding, [f.sha256 for f in hashed])[:32]
-    corpus = StreamedCorpus(mode, [], "", encoding, key)
-    cache = cache_of(corpus)
-    corpus = cache.load_scan(hashed, mode, encoding)
+    key = digest(FORMAT, mode, encoding, table, [f.sha256 for f in hashed])[:32]
+    cache = cache_of(StreamedCorpus(mode, [], "", encoding, key))
+    corpus = cache.load_scan(hashed, mode, encoding, table)
     if corpus is None:
         with progress("reading the corpus", total) as meter:
-            corpus = scan_files(hashed, mode, encoding, meter)
+            corpus = scan_files(hashed, mode, encoding, meter, table)
         cache.save_scan(corpus)
     corpus.cache_key = key
     return corpus
+
+
+def streamed_table(found: list[FoundFile], text_column: str, label_column: str, encoding: str | None,
+                   progress: PassProgress = NO_PROGRESS) -> StreamedCorpus:
+    """Labelled documents from CSV, TSV or JSON-lines files (``lines`` mode), as
+    :func:`~xuxie.corpus.read_labelled` reads them, streamed."""
+    for f in found:
+        if f.path.suffix.lower() not in TABLE_SUFFIXES:
+            raise XuxieError(f"{f.path}: a labelled corpus must be a .csv, .tsv or .jsonl file (got '{f.path.suffix}')")
+    return streamed_corpus(found, "lines", encoding, progress, (text_column, label_column))
 
 
 def cached_tokenizer(corpus: StreamedCorpus, options: dict[str, Any], val_fraction: float,
@@ -224,14 +233,16 @@ def cached_tokenizer(corpus: StreamedCorpus, options: dict[str, Any], val_fracti
     return tokenizer
 
 
-def cached_ids(corpus: StreamedCorpus, tokenizer: Tokenizer, val_fraction: float,
+def cached_ids(corpus: StreamedCorpus, tokenizer: Tokenizer, val_fraction: float, labelling: Labelling | None = None,
                progress: PassProgress = NO_PROGRESS) -> tuple[np.ndarray, np.ndarray, int]:
     """(training ids, validation ids, validation characters) of the corpus, memory-mapped from
     the cache; encoded and written there first when they are not."""
     cache = cache_of(corpus)
-    key = digest(tokenizer.to_dict())
-    found = cache.load_ids(key, val_fraction)
+    tokenizer_hash = digest(tokenizer.to_dict())
+    name = "ids-" + digest(tokenizer_hash, val_fraction, labelling and asdict(labelling))[:16]
+    found = cache.load_ids(name, tokenizer_hash)
     if found is not None:
         return found
+    vocab = tokenizer.vocab_size + len(labelling.ids if labelling else ())
     with progress("encoding the corpus", corpus.n_bytes) as meter:
-        return cache.save_ids(key, val_fraction, ids_dtype(tokenizer.vocab_size), streamed_ids(corpus, tokenizer, val_fraction, meter))
+        return cache.save_ids(name, tokenizer_hash, ids_dtype(vocab), streamed_ids(corpus, tokenizer, val_fraction, labelling, meter))

@@ -5,7 +5,8 @@ No one-hot tensors and no per-sample Python objects: a batch is one gather from 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -16,31 +17,38 @@ from .errors import XuxieError
 from .tokenizers import BOS, EOS, Tokenizer
 
 
-def encode_corpus(corpus: Corpus, tokenizer: Tokenizer, label_ids: dict[str, int] | None = None,
-                  label_dropout: float = 0.0, seed: int = 0) -> np.ndarray:
-    """All token ids of ``corpus`` as one int32 array.
+@dataclass
+class Labelling:
+    """How context labels go into a ``lines`` corpus's ids: ``ids`` maps a label to its token
+    (``<bos> <label> doc <eos>``), and ``dropout`` of the labelled documents are left unlabelled so
+    unlabelled generation still has something to learn from, drawn in document order from ``seed``."""
 
-    ``text`` mode: the text's ids. ``lines`` mode: ``<bos> doc <eos>`` for every document, and
-    ``<bos> <label> doc <eos>`` for a labelled one (``label_ids`` maps a label to its token id);
-    ``label_dropout`` of the labelled documents are left unlabelled so unlabelled generation
-    still has something to learn from.
-    """
+    ids: dict[str, int]
+    dropout: float = 0.0
+    seed: int = 0
+
+    def heads(self) -> Callable[[list[str | None]], np.ndarray]:
+        """A function from one batch of labels after another to each document's label token (-1: none)."""
+        rng = np.random.default_rng(self.seed)
+
+        def batch(labels: list[str | None]) -> np.ndarray:
+            dropped = rng.random(len(labels)) < self.dropout
+            return np.array([-1 if lab is None or drop else self.ids[lab] for lab, drop in zip(labels, dropped)], dtype=np.int32)
+        return batch
+
+
+def encode_corpus(corpus: Corpus, tokenizer: Tokenizer, labelling: Labelling | None = None) -> np.ndarray:
+    """All token ids of ``corpus`` as one int32 array: ``text`` mode, the text's ids; ``lines``
+    mode, ``<bos> doc <eos>`` for every document (``<bos> <label> doc <eos>`` with ``labelling``)."""
     if corpus.mode == "lines":
-        if not (corpus.labels and label_ids):
-            return document_ids(tokenizer, corpus.documents)
-        parts = []
-        labels = corpus.labels
-        drop = np.random.default_rng(seed).random(len(corpus.documents)) < label_dropout
-        for doc, label, dropped in zip(corpus.documents, labels, drop):
-            ids = tokenizer.encode_array(doc)
-            head = [BOS] if label is None or dropped else [BOS, label_ids[label]]
-            parts.append(np.concatenate([head, ids, [EOS]]).astype(np.int32))
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        heads = labelling.heads()(corpus.labels) if labelling and corpus.labels else None
+        return document_ids(tokenizer, corpus.documents, heads)
     return tokenizer.encode_array(corpus.text)
 
 
-def document_ids(tokenizer: Tokenizer, docs: list[str]) -> np.ndarray:
-    """``<bos> doc <eos>`` for every document, as one int32 array."""
+def document_ids(tokenizer: Tokenizer, docs: list[str], labels: np.ndarray | None = None) -> np.ndarray:
+    """``<bos> doc <eos>`` for every document, as one int32 array; ``<bos> <label> doc <eos>`` where
+    ``labels`` (a label token per document, -1 for none) gives one."""
     if not docs:
         return np.zeros(0, dtype=np.int32)
     if tokenizer.one_token_per_char:  # one call for all of them: a file of headlines has millions
@@ -50,24 +58,36 @@ def document_ids(tokenizer: Tokenizer, docs: list[str]) -> np.ndarray:
         pieces = [tokenizer.encode_array(d) for d in docs]
         body = np.concatenate(pieces).astype(np.int32, copy=False)
         lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-    starts = np.cumsum(lengths + 2) - (lengths + 2)
-    out = np.empty(len(body) + 2 * len(docs), dtype=np.int32)
+    labelled = np.zeros(len(docs), dtype=bool) if labels is None else labels >= 0
+    heads = 1 + labelled  # <bos>, and the label
+    sizes = heads + lengths + 1
+    starts = np.cumsum(sizes) - sizes
+    out = np.empty(int(sizes.sum()), dtype=np.int32)
     is_body = np.ones(len(out), dtype=bool)
-    is_body[starts] = is_body[starts + lengths + 1] = False
-    out[starts], out[starts + lengths + 1], out[is_body] = BOS, EOS, body
+    ends = starts + heads + lengths
+    is_body[starts] = is_body[ends] = False
+    is_body[starts[labelled] + 1] = False
+    out[starts], out[ends], out[is_body] = BOS, EOS, body
+    if labels is not None:
+        out[starts[labelled] + 1] = labels[labelled]
     return out
 
 
-def streamed_ids(corpus: StreamedCorpus, tokenizer: Tokenizer, val_fraction: float,
+def streamed_ids(corpus: StreamedCorpus, tokenizer: Tokenizer, val_fraction: float, labelling: Labelling | None = None,
                  on_bytes=None) -> Iterator[tuple[bool, np.ndarray, int]]:
     """The token ids of a streamed corpus, piece by piece, as ``(is_validation, ids, characters)``:
     what :func:`encode_corpus` makes of each side of the split, never the whole corpus at once.
-    ``characters`` counts what bits per character divide by (a line break ends each document)."""
+    ``characters`` counts what bits per character divide by (a line break ends each document).
+    Labels are dropped out of the training part only, as the in-memory path does."""
+    train_heads = labelling.heads() if labelling else None
+    val_heads = replace(labelling, dropout=0.0).heads() if labelling else None
     for is_val, piece in corpus.parts(val_fraction, on_bytes):
         if isinstance(piece, str):
             yield is_val, tokenizer.encode_array(piece), len(piece)
-        else:
-            yield is_val, document_ids(tokenizer, piece), sum(map(len, piece)) + len(piece)
+            continue
+        heads = (val_heads if is_val else train_heads) if piece.labels is not None else None
+        yield is_val, document_ids(tokenizer, piece.texts, heads(piece.labels) if heads else None), \
+            sum(map(len, piece.texts)) + len(piece)
 
 
 def check_window(n_tokens: int, seq_len: int) -> None:

@@ -14,6 +14,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -61,13 +62,28 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def timeout() -> timedelta:
+    """How long a collective waits for the other processes before it fails (``XUXIE_DIST_TIMEOUT``,
+    seconds; default 10 minutes, gloo's own is 30). Not shorter: the others wait while rank 0 alone
+    scans and encodes the corpus or makes the final evaluation. A process that dies on this machine
+    needs no timeout: torchrun stops the others at once (:class:`~xuxie.training.StopSignals`)."""
+    return timedelta(seconds=max(1, _env_int("XUXIE_DIST_TIMEOUT", 600)))
+
+
 def init(device: torch.device) -> None:
     """Join torchrun's process group (once); nothing in one process."""
     if world_size() <= 1 or active():
         return
     if not dist.is_available():
         raise XuxieError("this PyTorch build has no torch.distributed; train in one process (drop --nproc / torchrun)")
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    # torchrun keeps one key-value store (MASTER_PORT) for all the restarts of a group, and a process
+    # group's keys (each process's gloo address…) are the same in every attempt: a restarted process
+    # could read the address of the one it replaces ("Gloo connectFullMesh failed … Connection
+    # refused", or a hang). Each attempt's keys under its own prefix (pytorch/pytorch#135712; every
+    # process on a machine has the same restart count).
+    store, _, _ = next(dist.rendezvous("env://", timeout=timeout()))
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=rank(),
+                            world_size=world_size(), timeout=timeout())
 
 
 def device_for_rank(device: torch.device) -> torch.device:

@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
-from .cache import cached_ids, cached_tokenizer, streamed_corpus
+from .cache import cached_ids, cached_tokenizer, streamed_corpus, streamed_table
 from .callbacks import Callback, default_callbacks
 from .corpus import PAIR_SUFFIXES, Corpus, continuation_pairs, corpus_from_text, read_corpus
 from .corpus.sources import expand_paths
 from .corpus.stream import StreamedCorpus
-from .data import PairData, check_window, encode_corpus, encode_pairs
+from .data import Labelling, PairData, check_window, encode_corpus, encode_pairs
 from .errors import XuxieError, XuxieWarning
 from .models import LanguageModel, build_model, is_encoder_decoder
 from .models.base import train_defaults
@@ -122,10 +122,8 @@ class CorpusRequest:
 
     def read(self, exclude: Sequence[Path]) -> Corpus | StreamedCorpus:
         if self.label_column is not None:
-            from .corpus import read_labelled
-
             sources = self.source if isinstance(self.source, (list, tuple)) else [self.source]
-            return read_labelled(sources, self.label_column, self.text_column, self.encoding, exclude=exclude)
+            return streamed_table(expand_paths(sources, exclude), self.text_column, self.label_column, self.encoding, self.progress)
         return read_source(self.source, self.mode, self.encoding, self.unit, self.sentences, exclude, self.progress)
 
     def as_saved(self, saved: dict[str, Any]) -> CorpusRequest:
@@ -194,7 +192,7 @@ def new_run(arch: str, request: CorpusRequest, tokenizer: TokenizerOptions, mode
     corpus = request.read(exclude)
     tok = tokenizer.train(corpus, train.val_fraction, request.progress)
     torch.manual_seed(train.seed)  # reproducible initialisation
-    labels = sorted({lab for lab in (corpus.labels or []) if lab})
+    labels = corpus.label_names
     # Context labels are extra input tokens after the tokenizer's own (never generated).
     options = {k: v for k, v in (model_options or {}).items() if v is not None}
     model = build_model(arch, tok.vocab_size + len(labels), **options).to(device)
@@ -257,7 +255,7 @@ def encode(run: Run, given: dict[str, Any], progress: PassProgress = NO_PROGRESS
                          ("use --arch seq2seq for source→target "
                           "pairs" if corpus.mode == "pairs" else "seq2seq needs --mode pairs or continuation"))
     if isinstance(corpus, StreamedCorpus):
-        train_ids, val_ids, val_chars = cached_ids(corpus, run.tokenizer, run.train.val_fraction, progress)
+        train_ids, val_ids, val_chars = cached_ids(corpus, run.tokenizer, run.train.val_fraction, run_labelling(run), progress)
         data = Encoded(train_ids, val_ids if len(val_ids) else None, val_chars)
     else:
         train_part, val_part = corpus.split(run.train.val_fraction)
@@ -269,6 +267,15 @@ def encode(run: Run, given: dict[str, Any], progress: PassProgress = NO_PROGRESS
     return data
 
 
+def run_labelling(run: Run) -> Labelling | None:
+    """How the run's context labels go into its ids: each an input token after the tokenizer's
+    own; 10% of labelled training documents go without theirs, so unlabelled generation works."""
+    labels = run.info.get("labels", [])
+    if not labels:
+        return None
+    return Labelling({lab: run.tokenizer.vocab_size + i for i, lab in enumerate(labels)}, dropout=0.1, seed=run.train.seed)
+
+
 def _encode_pairs(run: Run, train_part: Corpus, val_part: Corpus) -> Encoded:
     cfg = run.model.config
     train = encode_pairs(train_part, run.tokenizer, cfg.max_source_len, cfg.max_target_len)
@@ -278,10 +285,9 @@ def _encode_pairs(run: Run, train_part: Corpus, val_part: Corpus) -> Encoded:
 
 def _encode_text(run: Run, train_part: Corpus, val_part: Corpus) -> Encoded:
     tok = run.tokenizer
-    label_ids = {lab: tok.vocab_size + i for i, lab in enumerate(run.info.get("labels", []))}
-    # 10% of labelled documents are trained without their label, so unlabelled generation works.
-    train = encode_corpus(train_part, tok, label_ids, label_dropout=0.1 if label_ids else 0.0, seed=run.train.seed)
-    val = encode_corpus(val_part, tok, label_ids) if val_part.documents else None
+    labelling = run_labelling(run)
+    train = encode_corpus(train_part, tok, labelling)
+    val = encode_corpus(val_part, tok, labelling and replace(labelling, dropout=0.0)) if val_part.documents else None
     val_chars = sum(len(d) + (1 if run.corpus.mode == "lines" else 0) for d in val_part.documents)
     return Encoded(train, val, val_chars)
 

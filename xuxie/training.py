@@ -202,7 +202,13 @@ class StopSignals:
     stop at the next step boundary (so the checkpoint written is consistent); a second one
     interrupts at once. Only on the main thread. Installed even when SIGINT was inherited as
     ignored (a job started in the background by a script): found when such a run never answered
-    Ctrl-C in CI."""
+    Ctrl-C in CI.
+
+    Under torchrun with several processes they end the process at once (their default action),
+    with no checkpoint: torchrun sends SIGTERM to the others when one process dies, to restart the
+    group, and the step boundary and the checkpoint are collectives with the dead one (an error, or
+    a wait inside a collective where no Python handler runs). The newest whole checkpoint on disk
+    is where the restarted group, or ``--resume``, goes on."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -215,9 +221,10 @@ class StopSignals:
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
+            handler = signal.SIG_DFL if distributed.world_size() > 1 else self._note
             for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.getsignal(signum)
-                signal.signal(signum, self._note)
+                signal.signal(signum, handler)
         return self
 
     def __exit__(self, *exc: Any) -> None:

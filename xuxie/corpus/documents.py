@@ -39,6 +39,11 @@ class Corpus:
         return "\n\n".join(self.documents) if self.mode == "text" else "\n".join(self.documents)
 
     @property
+    def label_names(self) -> list[str]:
+        """The context labels of the documents, sorted (none when unlabelled)."""
+        return sorted({lab for lab in self.labels or () if lab})
+
+    @property
     def n_documents(self) -> int:
         return len(self.documents)
 

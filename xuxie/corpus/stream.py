@@ -16,11 +16,13 @@ splits: the same documents, the same fingerprint, the same characters on each si
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import itertools
+import json
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -157,6 +159,79 @@ def _neutral_pieces(pieces: Iterator[str]) -> Iterator[str]:
 
 
 @dataclass
+class Documents:
+    """Documents of ``lines`` mode in a batch: each stripped non-empty line, or each row of a
+    labelled table with its context label (None: unlabelled; ``labels`` is None for plain lines)."""
+
+    texts: list[str]
+    labels: list[str | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, part: slice) -> Documents:
+        return Documents(self.texts[part], None if self.labels is None else self.labels[part])
+
+
+TABLE_BATCH = 10_000  # rows per batch of a labelled table
+
+
+def _line_iter(pieces: Iterator[str]) -> Iterator[str]:
+    """Every line of the text, with its line break (a line cut by the end of a piece is finished by the next)."""
+    held = ""
+    for piece in pieces:
+        lines = (held + piece).split("\n")
+        held = lines.pop()
+        yield from (line + "\n" for line in lines)
+    if held:
+        yield held
+
+
+def _table_rows(pieces: Iterator[str], path: Path) -> Iterator[dict]:
+    """The rows of a CSV, TSV or JSON-lines file read in pieces, each a dict by column name."""
+    lines = _line_iter(pieces)
+    if path.suffix.lower() != ".jsonl":
+        yield from csv.DictReader(lines, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        return
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
+            raise XuxieError(f"{path} line {n} is not JSON ({e}); give one JSON object per line") from None
+        if not isinstance(row, dict):
+            raise XuxieError(f"{path} line {n} is not a JSON object; give one object per line")
+        yield row
+
+
+def _table_documents(pieces: Iterator[str], path: Path, text_column: str, label_column: str) -> Iterator[Documents]:
+    """Each row with text as a document (its line breaks made spaces) with its label, in batches;
+    the file must have rows and both columns (as :func:`~xuxie.corpus.read_labelled` requires)."""
+    texts: list[str] = []
+    labels: list[str | None] = []
+    columns: set[str] = set()
+    rows = 0
+    for row in _table_rows(pieces, path):
+        rows += 1
+        columns.update(row)
+        text = " ".join(str(row.get(text_column) or "").split("\n")).strip()
+        if text:
+            texts.append(text)
+            labels.append(str(row.get(label_column) or "").strip() or None)
+        if len(texts) >= TABLE_BATCH:
+            yield Documents(texts, labels)
+            texts, labels = [], []
+    if not rows:
+        raise XuxieError(f"{path} holds no rows; give a file with a header line and at least one row")
+    for col in (text_column, label_column):
+        if col not in columns:
+            raise XuxieError(f"{path} has no column '{col}'; its columns are: {', '.join(sorted(map(str, columns))) or '(none)'}")
+    if texts:
+        yield Documents(texts, labels)
+
+
+@dataclass
 class ScannedFile:
     """A corpus file as a scan found it: how to read it, and what it holds."""
 
@@ -181,7 +256,8 @@ class StreamedCorpus:
     fingerprint_hex: str
     forced_encoding: str | None = None
     cache_key: str = ""  # what the corpus cache knows it by (xuxie.cache)
-    labels = None
+    table: tuple[str, str] | None = None  # a labelled table's (text column, label column)
+    label_names: list[str] = field(default_factory=list)  # a labelled table's labels, sorted
     targets = None
     pairs_from = None
 
@@ -241,11 +317,10 @@ class StreamedCorpus:
             warnings.simplefilter("ignore")  # the scan said it once
             yield from file_pieces(Path(f.path), f.encoding, f.size, self.forced_encoding, on_bytes)
 
-    def parts(self, val_fraction: float, on_bytes: ByteMeter | None = None) -> Iterator[tuple[bool, str | list[str]]]:
+    def parts(self, val_fraction: float, on_bytes: ByteMeter | None = None) -> Iterator[tuple[bool, str | Documents]]:
         """The corpus in one reading, split as :meth:`Corpus.split` splits it: ``(is_validation,
         piece)`` where a piece is text (``text`` mode, cut where a tokenizer reading pieces one
-        by one reads what it would read whole) or a list of documents (the
-        stripped non-empty lines, ``lines`` mode)."""
+        by one reads what it would read whole) or :class:`Documents` (``lines`` mode)."""
         cut = self.split_point(val_fraction)
         if self.mode == "text":
             tagged = _tag_at(self._whole_text(on_bytes), cut)
@@ -254,7 +329,7 @@ class StreamedCorpus:
             return
         index = 0
         for f in self.files:
-            for docs in _lines(self._file_pieces(f, on_bytes)):
+            for docs in self._documents(f, on_bytes):
                 if index < cut < index + len(docs):
                     yield False, docs[:cut - index]
                     yield True, docs[cut - index:]
@@ -270,7 +345,11 @@ class StreamedCorpus:
             if isinstance(piece, str):
                 yield piece
             else:
-                yield from piece
+                yield from piece.texts
+
+    def _documents(self, f: ScannedFile, on_bytes: ByteMeter | None) -> Iterator[Documents]:
+        pieces = self._file_pieces(f, on_bytes)
+        return _table_documents(pieces, Path(f.path), *self.table) if self.table else _lines(pieces)
 
     def _whole_text(self, on_bytes: ByteMeter | None) -> Iterator[str]:
         """The files holding text, joined by a blank line (as ``Corpus.text`` joins them)."""
@@ -292,24 +371,26 @@ def _tag_at(pieces: Iterator[str], cut: int) -> Iterator[tuple[bool, str]]:
         pos += len(piece)
 
 
-def _lines(pieces: Iterator[str]) -> Iterator[list[str]]:
+def _lines(pieces: Iterator[str]) -> Iterator[Documents]:
     """Each piece's complete lines, stripped, the empty ones left out (a line cut by the end of a
     piece is finished by the next)."""
     held = ""
     for piece in pieces:
         lines = (held + piece).split("\n")
         held = lines.pop()
-        yield [s for line in lines if (s := line.strip())]
+        yield Documents([s for line in lines if (s := line.strip())])
     if held.strip():
-        yield [held.strip()]
+        yield Documents([held.strip()])
 
 
 def scan_files(hashed: list[HashedFile], mode: str, encoding: str | None,
-               on_bytes: ByteMeter | None = None) -> StreamedCorpus:
+               on_bytes: ByteMeter | None = None, table: tuple[str, str] | None = None) -> StreamedCorpus:
     """Read every file once: its encoding, characters and documents, and the corpus fingerprint
     (the same as :meth:`Corpus.fingerprint` of the corpus read into memory). A file in a folder
-    that is not text is skipped with one warning, as :func:`~xuxie.corpus.sources.read_files` does."""
+    that is not text is skipped with one warning, as :func:`~xuxie.corpus.sources.read_files` does.
+    ``table``: the files are labelled tables, read by their (text column, label column)."""
     fingerprint = hashlib.sha256(mode.encode())
+    labels: set[str] = set()
     scanned: list[ScannedFile] = []
     binary: list[Path] = []
     for f in hashed:
@@ -326,7 +407,7 @@ def scan_files(hashed: list[HashedFile], mode: str, encoding: str | None,
             if on_bytes:
                 on_bytes(f.size)
             continue
-        chars, documents, fingerprint = _scan_one(f, enc, encoding, mode, fingerprint, on_bytes)
+        chars, documents, fingerprint = _scan_one(f, enc, encoding, mode, fingerprint, on_bytes, table, labels)
         scanned.append(ScannedFile(str(f.path), enc, f.size, f.sha256, chars, documents))
     if not scanned:
         raise XuxieError(f"the corpus folder holds no text: its {len(binary)} file(s) do not look like text "
@@ -334,22 +415,30 @@ def scan_files(hashed: list[HashedFile], mode: str, encoding: str | None,
     if binary:
         warnings.warn(f"skipped {len(binary)} file(s) in the corpus folder that do not look like text (binary?): "
                       f"{_shown(binary)}", XuxieWarning, stacklevel=3)
-    corpus = StreamedCorpus(mode, scanned, fingerprint.hexdigest(), encoding)
+    corpus = StreamedCorpus(mode, scanned, fingerprint.hexdigest(), encoding, table=table, label_names=sorted(labels))
+    where = ", ".join(corpus.sources)
+    if table and not corpus.n_documents:
+        raise XuxieError(f"{where} has no rows with text in column '{table[0]}'")
+    if table and not labels:
+        raise XuxieError(f"column '{table[1]}' is empty in every row; give labels or train without --label-column")
     if not corpus.n_documents:
-        raise XuxieError(f"corpus {', '.join(corpus.sources)} is empty or only whitespace; give a file with text in it")
+        raise XuxieError(f"corpus {where} is empty or only whitespace; give a file with text in it")
     return corpus
 
 
-def _scan_one(f: HashedFile, enc: str, forced: str | None, mode: str, fingerprint, on_bytes: ByteMeter | None):
-    """(characters, documents, the fingerprint with this file's documents added) of one file."""
+def _scan_one(f: HashedFile, enc: str, forced: str | None, mode: str, fingerprint, on_bytes: ByteMeter | None,
+              table: tuple[str, str] | None, labels: set[str]):
+    """(characters, documents, the fingerprint with this file's documents added) of one file; a
+    table's labels are added to ``labels``."""
     pieces = file_pieces(f.path, enc, f.size, forced, on_bytes)
     if mode == "lines":
         chars = documents = 0
-        for docs in _lines(pieces):
+        for docs in _table_documents(pieces, f.path, *table) if table else _lines(pieces):
             if docs:
-                fingerprint.update(("\x00" + "\x00".join(docs)).encode("utf-8"))
-            chars += sum(map(len, docs))
+                fingerprint.update(("\x00" + "\x00".join(docs.texts)).encode("utf-8"))
+            chars += sum(map(len, docs.texts))
             documents += len(docs)
+            labels.update(lab for lab in docs.labels or () if lab)
         return chars, documents, fingerprint
     # text mode: the file is one document unless it is only whitespace, known only at its end
     with_file = fingerprint.copy()
