@@ -142,7 +142,7 @@ def test_split_keeps_pairs_aligned():
     assert train.mode == val.mode == "pairs" and val.pairs_from == "files"
     assert all(s[1:] == t[1:] for part in (train, val) for s, t in zip(part.documents, part.targets))
     whole, empty = c.split(0.0)
-    assert whole is c and empty.documents == [] and empty.targets == [] and empty.mode == "pairs"
+    assert whole == c and empty.documents == [] and empty.targets == [] and empty.mode == "pairs"
     _raises(r"only 1 pair\(s\): too few to hold out", Corpus(["a"], "pairs", targets=["b"]).split, 0.1)
 
 

@@ -82,6 +82,7 @@ def init(device: torch.device) -> None:
     # refused", or a hang). Each attempt's keys under its own prefix (pytorch/pytorch#135712; every
     # process on a machine has the same restart count).
     store, _, _ = next(dist.rendezvous("env://", timeout=timeout()))
+    store = dist.PrefixStore(f"xuxie/attempt-{_env_int('TORCHELASTIC_RESTART_COUNT', 0)}", store)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=rank(),
                             world_size=world_size(), timeout=timeout())
 

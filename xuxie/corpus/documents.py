@@ -65,53 +65,43 @@ class Corpus:
         return h.hexdigest()
 
     def split(self, val_fraction: float = 0.1) -> tuple[Corpus, Corpus]:
-        """Split into (train, validation).
-
-        ``text`` mode: the validation part is the last ``val_fraction`` of the text (cut at a
-        line break near the boundary when there is one). ``lines`` mode: the last
-        ``val_fraction`` of the documents. ``pairs`` mode: the last ``val_fraction`` of the pairs
-        (sources and targets stay aligned).
-        """
-        if not 0.0 <= val_fraction < 1.0:
-            raise XuxieError(f"validation fraction must be in [0, 1), got {val_fraction}")
+        """Split into (train, validation) at :func:`validation_start`: ``text`` mode, the last
+        ``val_fraction`` of the text; ``lines`` mode, of the documents; ``pairs`` mode, of the
+        pairs (sources and targets stay aligned)."""
         if self.mode == "pairs":
-            return self._split_pairs(val_fraction)
-        if val_fraction == 0:
-            return self, replace(self, documents=[], labels=None)
+            targets = self.targets or []
+            if len(targets) != len(self.documents):
+                raise XuxieError(f"pairs corpus has {len(self.documents)} sources but {len(targets)} targets; "
+                                 "build it with read_pairs or continuation_pairs")
+            cut = validation_start(len(targets), val_fraction, "pair")
+            return (replace(self, documents=self.documents[:cut], labels=None, targets=targets[:cut]),
+                    replace(self, documents=self.documents[cut:], labels=None, targets=targets[cut:]))
         if self.mode == "lines":
-            n_val = max(1, round(len(self.documents) * val_fraction))
-            if n_val >= len(self.documents):
-                raise XuxieError(
-                    f"only {len(self.documents)} document(s): too few to hold out a validation "
-                    "set; add more lines or pass --val-fraction 0"
-                )
+            cut = validation_start(len(self.documents), val_fraction, "document")
             lab = self.labels
-            return (
-                replace(self, documents=self.documents[:-n_val], labels=lab[:-n_val] if lab else None),
-                replace(self, documents=self.documents[-n_val:], labels=lab[-n_val:] if lab else None),
-            )
+            return (replace(self, documents=self.documents[:cut], labels=lab[:cut] if lab else None),
+                    replace(self, documents=self.documents[cut:], labels=lab[cut:] if lab else None))
         text = self.text
-        cut = int(len(text) * (1.0 - val_fraction))
-        return replace(self, documents=[text[:cut]], labels=None), replace(self, documents=[text[cut:]], labels=None)
+        cut = validation_start(len(text), val_fraction, None)
+        return (replace(self, documents=[text[:cut]], labels=None),
+                replace(self, documents=[text[cut:]] if cut < len(text) else [], labels=None))
 
-    def _split_pairs(self, val_fraction: float) -> tuple[Corpus, Corpus]:
-        targets = self.targets or []
-        if len(targets) != len(self.documents):
-            raise XuxieError(f"pairs corpus has {len(self.documents)} sources but {len(targets)} targets; "
-                             "build it with read_pairs or continuation_pairs")
 
-        def part(lo: int, hi: int | None) -> Corpus:
-            return replace(self, documents=self.documents[lo:hi], labels=None, targets=targets[lo:hi])
-
-        if val_fraction == 0:
-            return self, part(len(targets), None)
-        n_val = max(1, round(len(targets) * val_fraction))
-        if n_val >= len(targets):
-            raise XuxieError(
-                f"only {len(targets)} pair(s): too few to hold out a validation set; "
-                "add more pairs or pass --val-fraction 0"
-            )
-        return part(0, -n_val), part(len(targets) - n_val, None)
+def validation_start(n: int, val_fraction: float, unit: str | None) -> int:
+    """Where the validation part of ``n`` items begins: for characters of a text (``unit`` None),
+    the last ``val_fraction`` of them; for documents or pairs, the last ``round(n × val_fraction)``,
+    at least one, and at least one left to train on. The one rule of every split, in memory or streamed."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise XuxieError(f"validation fraction must be in [0, 1), got {val_fraction}")
+    if val_fraction == 0:
+        return n
+    if unit is None:
+        return int(n * (1.0 - val_fraction))
+    n_val = max(1, round(n * val_fraction))
+    if n_val >= n:
+        plural = "es" if unit.endswith("s") else "s"
+        raise XuxieError(f"only {n} {unit}(s): too few to hold out a validation set; add more {unit}{plural} or pass --val-fraction 0")
+    return n - n_val
 
 
 def check_mode(mode: str) -> None:

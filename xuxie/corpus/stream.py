@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 from ..chars import neutral_cut
 from ..errors import XuxieError, XuxieWarning
+from .documents import validation_start
 from .encoding import NotText, decode_bytes, normalize_text
 from .sources import FoundFile, _shown
 
@@ -107,10 +108,8 @@ def _decoded_blocks(path: Path, encoding: str, on_bytes: ByteMeter | None) -> It
         raise XuxieError(f"cannot read {path}: {e.strerror}") from None
     try:
         yield decoder.decode(b"", final=True)
-    except UnicodeDecodeError as e:
-        if e.reason != "unexpected end of data":
-            raise
-        # a file cut inside its last character (``head -c``, a broken download): without it, as when read whole
+    except UnicodeDecodeError:
+        pass  # a file cut inside its last character (``head -c``, a broken download): without it, as when read whole
 
 
 def _decode(decoder, block: bytes, path: Path, encoding: str, offset: int) -> str:
@@ -298,18 +297,9 @@ class StreamedCorpus:
     def split_point(self, val_fraction: float) -> int:
         """Where validation begins, as :meth:`Corpus.split` cuts: a character of the whole text
         (``text`` mode) or a document (``lines`` mode)."""
-        if not 0.0 <= val_fraction < 1.0:
-            raise XuxieError(f"validation fraction must be in [0, 1), got {val_fraction}")
         if self.mode == "text":
-            n = self._text_length()
-            return n if val_fraction == 0 else int(n * (1.0 - val_fraction))
-        n = self.n_documents
-        if val_fraction == 0:
-            return n
-        n_val = max(1, round(n * val_fraction))
-        if n_val >= n:
-            raise XuxieError(f"only {n} document(s): too few to hold out a validation set; add more lines or pass --val-fraction 0")
-        return n - n_val
+            return validation_start(self._text_length(), val_fraction, None)
+        return validation_start(self.n_documents, val_fraction, "document")
 
     # -- the text, in pieces -------------------------------------------------------------------
     def _file_pieces(self, f: ScannedFile, on_bytes: ByteMeter | None) -> Iterator[str]:
