@@ -16,7 +16,7 @@ from xuxie import TextGenerator, XuxieError, XuxieWarning
 from xuxie.cache import CACHE_ENV, cached_ids, cached_tokenizer, streamed_corpus
 from xuxie.corpus import read_corpus
 from xuxie.corpus.sources import expand_paths
-from xuxie.data import encode_corpus
+from xuxie.data import IdsFile, encode_corpus
 from xuxie.tokenizers import train_tokenizer
 
 TINY = {"steps": 2, "seq_len": 32, "batch_size": 4, "eval_interval": 2, "preview_length": 0, "progress": False,
@@ -59,7 +59,7 @@ def test_a_streamed_corpus_gives_what_the_corpus_read_whole_gives(small_pieces, 
     assert cached_tokenizer(streamed, options, 0.1).to_dict() == tokenizer.to_dict()
 
     train_ids, val_ids, val_chars = cached_ids(streamed, tokenizer, 0.1)
-    assert isinstance(train_ids, np.memmap) and train_ids.dtype == np.uint16
+    assert isinstance(train_ids, IdsFile) and train_ids.dtype == np.uint16
     np.testing.assert_array_equal(train_ids, encode_corpus(train_part, tokenizer))
     np.testing.assert_array_equal(val_ids, encode_corpus(val_part, tokenizer))
     assert val_chars == sum(len(d) + (mode == "lines") for d in val_part.documents)
@@ -194,4 +194,19 @@ def test_a_labelled_table_streamed_gives_the_ids_of_the_table_read_whole(small_p
     from dataclasses import replace
 
     np.testing.assert_array_equal(val_ids, encode_corpus(val_part, tokenizer, replace(labelling, dropout=0.0)))
-    assert (train_ids == tokenizer.vocab_size).sum() > 100  # labels really are in the ids
+    assert (np.asarray(train_ids) == tokenizer.vocab_size).sum() > 100  # labels really are in the ids
+
+
+def test_the_scan_of_a_folder_with_a_binary_file_is_read_back_too(tmp_path, monkeypatch):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(corpus_path("tinyshakespeare.txt").read_bytes()[:50_000])
+    (folder / "b.txt").write_bytes(bytes(range(256)) * 64)  # not text: skipped with a warning
+    with pytest.warns(XuxieWarning, match="skipped 1 file"):
+        first = streamed_corpus(expand_paths(folder), "text", None)
+    import xuxie.cache
+
+    monkeypatch.setattr(xuxie.cache, "scan_files", lambda *a, **k: pytest.fail("the scan should come from the cache"))
+    second = streamed_corpus(expand_paths(folder), "text", None)
+    assert second.sources == first.sources == (str(folder / "a.txt"),)
+    assert second.fingerprint() == first.fingerprint()

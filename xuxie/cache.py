@@ -8,7 +8,7 @@ date, so an edited file or another tokenizer can never meet stale ids.
 
 Layout: ``<root>/corpora/<corpus key>/`` holds ``scan.json``, ``tokenizer-<key>.json`` and, per
 tokenizer and split, ``ids-<key>.json`` with its ``.train`` and ``.val`` files of uint16 ids
-(uint32 for vocabularies over 65,536), read by memory map. Every file is written whole and
+(uint32 for vocabularies over 65,536), read a window at a time. Every file is written whole and
 renamed into place; an id file whose size does not match its record, or a record made by
 another tokenizer, is rebuilt with a warning. The root is ``$XUXIE_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/xuxie``, else ``~/.cache/xuxie``; deleting it only costs time.
@@ -33,7 +33,7 @@ import numpy as np
 from .corpus.sources import FoundFile
 from .corpus.stream import HashedFile, ScannedFile, StreamedCorpus, hash_files, scan_files
 from .corpus.tables import TABLE_SUFFIXES
-from .data import Labelling, streamed_ids
+from .data import IdsFile, Labelling, streamed_ids
 from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_path, atomic_write_text
 from .progress import NO_PROGRESS, PassProgress
@@ -80,7 +80,7 @@ class CorpusCache:
 
     def _ensure_writable(self) -> None:
         """The folder exists and takes a file; when the cache cannot be written, say so once and
-        go on in a temporary folder removed at exit (ids must live in a file to be memory-mapped)."""
+        go on in a temporary folder removed at exit (ids must live in a file to be read by window)."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=self.dir):
@@ -105,24 +105,27 @@ class CorpusCache:
     # -- the scan ------------------------------------------------------------------------------
     def load_scan(self, hashed: list[HashedFile], mode: str, encoding: str | None,
                   table: tuple[str, str] | None) -> StreamedCorpus | None:
+        """The scan of these files, when it was saved (files a folder held that are not text are
+        left out again, by their content)."""
         data = self.read("scan.json")
-        if data is None or len(data.get("files", ())) != len(hashed):
-            return None
         try:
-            files = [ScannedFile(**{**f, "path": str(h.path)}) for f, h in zip(data["files"], hashed)]
-        except TypeError:
+            by_content = {f["sha256"]: f for f in data["files"]}
+            skipped = set(data["skipped"])
+            if any(h.sha256 not in by_content and h.sha256 not in skipped for h in hashed):
+                return None
+            files = [ScannedFile(**{**by_content[h.sha256], "path": str(h.path)}) for h in hashed if h.sha256 in by_content]
+            return StreamedCorpus(mode, files, data["fingerprint"], encoding, table=table, label_names=data["labels"])
+        except (KeyError, TypeError):  # none saved, or not as this version saves it
             return None
-        if any(f.sha256 != h.sha256 for f, h in zip(files, hashed)):
-            return None
-        return StreamedCorpus(mode, files, data["fingerprint"], encoding, table=table, label_names=data.get("labels", []))
 
-    def save_scan(self, corpus: StreamedCorpus) -> None:
+    def save_scan(self, corpus: StreamedCorpus, hashed: list[HashedFile]) -> None:
+        read = set(corpus.source_hashes)
         self.write("scan.json", {"files": [asdict(f) for f in corpus.files], "fingerprint": corpus.fingerprint_hex,
-                                 "labels": corpus.label_names})
+                                 "labels": corpus.label_names, "skipped": [h.sha256 for h in hashed if h.sha256 not in read]})
 
     # -- token ids -----------------------------------------------------------------------------
     def load_ids(self, name: str, tokenizer_hash: str) -> tuple[np.ndarray, np.ndarray, int] | None:
-        """(train ids, validation ids, validation characters) by memory map, or None to build them."""
+        """(train ids, validation ids, validation characters) as :class:`IdsFile`s, or None to build them."""
         meta = self.read(name + ".json")
         if meta is None:
             return None
@@ -138,14 +141,14 @@ class CorpusCache:
         return parts[0], parts[1], int(meta["val_chars"])
 
     @staticmethod
-    def _open(path: Path, dtype: np.dtype, n: int) -> np.ndarray:
+    def _open(path: Path, dtype: np.dtype, n: int) -> IdsFile:
         try:
             size = path.stat().st_size
         except OSError:
             raise _Truncated(f"has lost {path.name}") from None
         if size != n * dtype.itemsize:
             raise _Truncated(f"is truncated ({path.name}: {size:,} bytes where {n * dtype.itemsize:,} were written)")
-        return np.memmap(path, dtype=dtype, mode="r", shape=(n,)) if n else np.zeros(0, dtype=dtype)
+        return IdsFile(path, dtype, n)
 
     def _stale(self, name: str, why: str) -> None:
         warnings.warn(f"the token-id cache {self.dir / name} {why}; rebuilding it", XuxieWarning, stacklevel=3)
@@ -154,7 +157,7 @@ class CorpusCache:
     def save_ids(self, name: str, tokenizer_hash: str, dtype: np.dtype,
                  pieces: Iterable[tuple[bool, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, int]:
         """Write the ids ``pieces`` yields — ``(is_validation, ids, characters)`` — to the two
-        files of the split, then their record; return them mapped."""
+        files of the split, then their record; return them opened."""
         tokens, val_chars = [0, 0], 0
 
         def write() -> None:
@@ -200,7 +203,7 @@ def streamed_corpus(found: list[FoundFile], mode: str, encoding: str | None, pro
     if corpus is None:
         with progress("reading the corpus", total) as meter:
             corpus = scan_files(hashed, mode, encoding, meter, table)
-        cache.save_scan(corpus)
+        cache.save_scan(corpus, hashed)
     corpus.cache_key = key
     return corpus
 
@@ -235,7 +238,7 @@ def cached_tokenizer(corpus: StreamedCorpus, options: dict[str, Any], val_fracti
 
 def cached_ids(corpus: StreamedCorpus, tokenizer: Tokenizer, val_fraction: float, labelling: Labelling | None = None,
                progress: PassProgress = NO_PROGRESS) -> tuple[np.ndarray, np.ndarray, int]:
-    """(training ids, validation ids, validation characters) of the corpus, memory-mapped from
+    """(training ids, validation ids, validation characters) of the corpus, read by window from
     the cache; encoded and written there first when they are not."""
     cache = cache_of(corpus)
     tokenizer_hash = digest(tokenizer.to_dict())

@@ -85,6 +85,8 @@ def init(device: torch.device) -> None:
     store = dist.PrefixStore(f"xuxie/attempt-{_env_int('TORCHELASTIC_RESTART_COUNT', 0)}", store)
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=store, rank=rank(),
                             world_size=world_size(), timeout=timeout())
+    global _patient_group
+    _patient_group = dist.new_group(backend="gloo", timeout=PATIENCE)
 
 
 def device_for_rank(device: torch.device) -> torch.device:
@@ -148,12 +150,28 @@ def check_same(value: Any, what: str) -> None:
 
 @contextmanager
 def main_first() -> Iterator[None]:
-    """Rank 0 does the work inside first, the others after it (finding what it left in a cache)."""
-    if not is_main():
-        barrier()
-    yield
-    if is_main():
-        barrier()
+    """The first process of each machine does the work inside first, the others after it (finding
+    what it left in the machine's cache). It lets them go even when the work fails (a bad option):
+    they then fail on the same input themselves, quietly, instead of with a lost connection's
+    traceback. They wait as long as the work takes (a GB corpus is read and encoded in minutes),
+    not :func:`timeout`."""
+    first = local_rank() == 0
+    if not first:
+        _wait()
+    try:
+        yield
+    finally:
+        if first:
+            _wait()
+
+
+PATIENCE = timedelta(hours=12)  # how long main_first's others wait for the corpus to be prepared
+_patient_group = None  # a gloo group whose barrier waits that long
+
+
+def _wait() -> None:
+    if active():
+        dist.barrier(group=_patient_group)
 
 
 def shutdown() -> None:
