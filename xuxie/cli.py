@@ -217,6 +217,7 @@ def _launch_torchrun(nproc: int, out_dir: Path, resume: bool, overwrite: bool, c
     that fails leaves its own one-line message, not the launcher's report."""
     import logging
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import parse_args, run
 
@@ -246,6 +247,8 @@ def _launch_torchrun(nproc: int, out_dir: Path, resume: bool, overwrite: bool, c
     except ChildFailedError as e:
         codes = [f.exitcode for f in e.failures.values()]
         return next((c for c in codes if c == 2), codes[0] if codes else 1)
+    except SignalException as e:  # Ctrl-C or SIGTERM: the processes got it too and saved their checkpoint
+        return 128 + int(e.sigval)
     return 0
 
 
