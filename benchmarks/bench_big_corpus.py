@@ -10,7 +10,10 @@ process, and reports its peak resident memory and the time to its first training
   revision ``--baseline-rev``, checked out in a temporary worktree), measured in this run;
 - ``first run``: a new cache folder: the corpus is hashed, read, its tokenizer learnt and its ids
   written (the MB/s of each pass is printed);
-- ``second run``: the same corpus into a new model folder: everything comes from the cache.
+- ``second run``: the same corpus into a new model folder: everything comes from the cache
+  (``--repeats`` times: the peak of identical runs varies by a few hundred MB);
+- ``2 MB of it``: the same command on the corpus's first 2 MB, for the memory of the model and
+  its training alone (what the corpus adds is the difference).
 
     python benchmarks/bench_big_corpus.py                 # 500 MB, English and Chinese, with the baseline
     python benchmarks/bench_big_corpus.py --mb 100 --langs en --no-baseline
@@ -122,6 +125,8 @@ def main() -> None:
     p.add_argument("--langs", default="en,zh", help="en, zh or both (default en,zh)")
     p.add_argument("--baseline-rev", default=BASELINE_REV, help=f"git revision of the baseline (default {BASELINE_REV})")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline run")
+    p.add_argument("--repeats", type=int, default=3, help="second runs (peak memory varies by a few hundred MB between "
+                                                            "identical runs: allocator and oneDNN caches)")
     args = p.parse_args()
     print(f"CPU: {cpu_name()}; corpus {args.mb} MB; xuxie train CORPUS --steps 20 (char LSTM, the defaults)")
     with tempfile.TemporaryDirectory(prefix="xuxie-big-") as tmp:
@@ -140,10 +145,14 @@ def main() -> None:
                 if baseline is not None:
                     rows.append(("baseline", run(corpus, tmp / f"m-{lang}-0", env, baseline)))
                 rows.append(("first run", run(corpus, tmp / f"m-{lang}-1", env, REPO)))
-                rows.append(("second run", run(corpus, tmp / f"m-{lang}-2", env, REPO)))
-                print(f"  {'run':<11} {'peak RSS':>10} {'first step':>11}")
+                rows += [(f"second run {i + 1}", run(corpus, tmp / f"m-{lang}-2{i}", env, REPO)) for i in range(args.repeats)]
+                small = tmp / f"small_{lang}.txt"  # the model's own memory: the same command on 2 MB of the corpus
+                with open(corpus, "rb") as f:
+                    small.write_bytes(f.read(2 << 20).rsplit(b"\n", 1)[0])
+                rows.append(("2 MB of it", run(small, tmp / f"m-{lang}-small", env, REPO)))
+                print(f"  {'run':<13} {'peak RSS':>10} {'first step':>11}")
                 for name, r in rows:
-                    print(f"  {name:<11} {r['peak_rss_mb']:>7,.0f} MB {r['first_step_s']:>9.1f} s")
+                    print(f"  {name:<13} {r['peak_rss_mb']:>7,.0f} MB {r['first_step_s']:>9.1f} s")
                 speeds = pass_speeds(corpus, tmp / f"speed-{lang}")
                 print(f"  passes in one process: hash+read {speeds['hash+read']:,.0f} MB/s, char tokenizer "
                       f"{speeds['tokenizer']:,.0f} MB/s, encoding {speeds['encode']:,.0f} MB/s ({speeds['tokens']:,} tokens)")

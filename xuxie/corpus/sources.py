@@ -116,13 +116,19 @@ def read_files(found: list[FoundFile], encoding: str | None) -> list[ReadFile]:
             binary.append(f.path)
             continue
         read.append(ReadFile(f.path, normalize_text(text), enc, hashlib.sha256(data).hexdigest()))
-    if not read:
+    report_skipped(bool(read), binary)
+    return read
+
+
+def report_skipped(any_text: bool, binary: list[Path]) -> None:
+    """The files of a folder skipped as not text: one warning naming them, or an error when
+    nothing else was text."""
+    if not any_text:
         raise XuxieError(f"the corpus folder holds no text: its {len(binary)} file(s) do not look like text "
                          f"({_shown(binary)}); give text files")
     if binary:
         warnings.warn(f"skipped {len(binary)} file(s) in the corpus folder that do not look like text (binary?): "
-                      f"{_shown(binary)}", XuxieWarning, stacklevel=3)
-    return read
+                      f"{_shown(binary)}", XuxieWarning, stacklevel=4)
 
 
 def provenance(read: list[ReadFile]) -> dict[str, tuple[str, ...]]:

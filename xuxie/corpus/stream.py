@@ -19,18 +19,18 @@ import codecs
 import csv
 import hashlib
 import itertools
-import json
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..chars import neutral_cut
-from ..errors import XuxieError, XuxieWarning
+from ..errors import XuxieError
 from .documents import validation_start
 from .encoding import NotText, decode_bytes, normalize_text
-from .sources import FoundFile, _shown
+from .sources import FoundFile, report_skipped
+from .tables import json_lines
 
 BLOCK = 8 << 20  # bytes read at a time; a file up to this size is decoded whole
 PIECE = 4 << 20  # characters per piece handed on (cut after a line break where there is one)
@@ -192,13 +192,7 @@ def _table_rows(pieces: Iterator[str], path: Path) -> Iterator[dict]:
     if path.suffix.lower() != ".jsonl":
         yield from csv.DictReader(lines, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
         return
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as e:
-            raise XuxieError(f"{path} line {n} is not JSON ({e}); give one JSON object per line") from None
+    for n, row in json_lines(lines, str(path), "give one JSON object per line"):
         if not isinstance(row, dict):
             raise XuxieError(f"{path} line {n} is not a JSON object; give one object per line")
         yield row
@@ -317,15 +311,7 @@ class StreamedCorpus:
             for is_val, group in itertools.groupby(tagged, key=lambda t: t[0]):
                 yield from ((is_val, p) for p in _neutral_pieces(piece for _, piece in group))
             return
-        index = 0
-        for f in self.files:
-            for docs in self._documents(f, on_bytes):
-                if index < cut < index + len(docs):
-                    yield False, docs[:cut - index]
-                    yield True, docs[cut - index:]
-                elif docs:
-                    yield index >= cut, docs
-                index += len(docs)
+        yield from _tag_at((docs for f in self.files for docs in self._documents(f, on_bytes)), cut)
 
     def training_texts(self, val_fraction: float, on_bytes: ByteMeter | None = None) -> Iterator[str]:
         """What a tokenizer learns from: the training part, as texts (``lines``: each document)."""
@@ -349,8 +335,9 @@ class StreamedCorpus:
             yield from self._file_pieces(f, on_bytes)
 
 
-def _tag_at(pieces: Iterator[str], cut: int) -> Iterator[tuple[bool, str]]:
-    """Each piece tagged with whether it lies at or after character ``cut`` (one piece is cut in two there)."""
+def _tag_at(pieces: Iterator, cut: int) -> Iterator[tuple[bool, Any]]:
+    """Each piece (text, or :class:`Documents`) tagged with whether it lies at or after character
+    (or document) ``cut``; the piece across it is cut in two there."""
     pos = 0
     for piece in pieces:
         if pos < cut < pos + len(piece):
@@ -399,12 +386,7 @@ def scan_files(hashed: list[HashedFile], mode: str, encoding: str | None,
             continue
         chars, documents, fingerprint = _scan_one(f, enc, encoding, mode, fingerprint, on_bytes, table, labels)
         scanned.append(ScannedFile(str(f.path), enc, f.size, f.sha256, chars, documents))
-    if not scanned:
-        raise XuxieError(f"the corpus folder holds no text: its {len(binary)} file(s) do not look like text "
-                         f"({_shown(binary)}); give text files")
-    if binary:
-        warnings.warn(f"skipped {len(binary)} file(s) in the corpus folder that do not look like text (binary?): "
-                      f"{_shown(binary)}", XuxieWarning, stacklevel=3)
+    report_skipped(bool(scanned), binary)
     corpus = StreamedCorpus(mode, scanned, fingerprint.hexdigest(), encoding, table=table, label_names=sorted(labels))
     where = ", ".join(corpus.sources)
     if table and not corpus.n_documents:

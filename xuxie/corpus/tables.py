@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,10 @@ PAIR_SUFFIXES = (".tsv", ".jsonl")
 _PAIR_HINT = 'give one {"source": "…", "target": "…"} object per line'
 
 
-def json_lines(text: str, name: str, hint: str) -> Iterator[tuple[int, Any]]:
+def json_lines(lines: Iterable[str], name: str, hint: str) -> Iterator[tuple[int, Any]]:
     """(line number, value) of each non-blank line of JSON-lines text; a line that is not JSON is
     an error naming the file and line, ending with ``hint``."""
-    for n, line in enumerate(text.split("\n"), 1):
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -68,7 +68,7 @@ def _table_rows(path: Path, text: str, needed: tuple[str, ...]) -> list[dict[str
     ``needed`` columns."""
     if path.suffix.lower() == ".jsonl":
         rows = []
-        for n, row in json_lines(text, str(path), "give one JSON object per line"):
+        for n, row in json_lines(text.split("\n"), str(path), "give one JSON object per line"):
             if not isinstance(row, dict):
                 raise XuxieError(f"{path} line {n} is not a JSON object; give one object per line")
             rows.append(row)
@@ -143,7 +143,7 @@ def _parse_jsonl(text: str, name: str) -> tuple[list[str], list[str]]:
     """
     sources: list[str] = []
     targets: list[str] = []
-    for n, row in json_lines(text, name, _PAIR_HINT):
+    for n, row in json_lines(text.split("\n"), name, _PAIR_HINT):
         if not isinstance(row, dict):
             raise XuxieError(f"{name} line {n} is a JSON {type(row).__name__}, not an object; {_PAIR_HINT}")
         sources.append(_jsonl_text(row, "source", n, name))
