@@ -32,7 +32,7 @@ import numpy as np
 
 from .corpus.sources import FoundFile
 from .corpus.stream import HashedFile, ScannedFile, StreamedCorpus, hash_files, scan_files
-from .corpus.tables import TABLE_SUFFIXES
+from .corpus.tables import check_table_suffixes
 from .data import IdsFile, Labelling, streamed_ids
 from .errors import XuxieError, XuxieWarning
 from .fileio import atomic_path, atomic_write_text
@@ -212,9 +212,7 @@ def streamed_table(found: list[FoundFile], text_column: str, label_column: str, 
                    progress: PassProgress = NO_PROGRESS) -> StreamedCorpus:
     """Labelled documents from CSV, TSV or JSON-lines files (``lines`` mode), as
     :func:`~xuxie.corpus.read_labelled` reads them, streamed."""
-    for f in found:
-        if f.path.suffix.lower() not in TABLE_SUFFIXES:
-            raise XuxieError(f"{f.path}: a labelled corpus must be a .csv, .tsv or .jsonl file (got '{f.path.suffix}')")
+    check_table_suffixes(found)
     return streamed_corpus(found, "lines", encoding, progress, (text_column, label_column))
 
 

@@ -16,7 +16,6 @@ splits: the same documents, the same fingerprint, the same characters on each si
 from __future__ import annotations
 
 import codecs
-import csv
 import hashlib
 import itertools
 import warnings
@@ -30,7 +29,7 @@ from ..errors import XuxieError
 from .documents import validation_start
 from .encoding import NotText, decode_bytes, normalize_text
 from .sources import FoundFile, report_skipped
-from .tables import json_lines
+from .tables import Documents, check_labelled, table_documents
 
 BLOCK = 8 << 20  # bytes read at a time; a file up to this size is decoded whole
 PIECE = 4 << 20  # characters per piece handed on (cut after a line break where there is one)
@@ -158,73 +157,6 @@ def _neutral_pieces(pieces: Iterator[str]) -> Iterator[str]:
 
 
 @dataclass
-class Documents:
-    """Documents of ``lines`` mode in a batch: each stripped non-empty line, or each row of a
-    labelled table with its context label (None: unlabelled; ``labels`` is None for plain lines)."""
-
-    texts: list[str]
-    labels: list[str | None] | None = None
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    def __getitem__(self, part: slice) -> Documents:
-        return Documents(self.texts[part], None if self.labels is None else self.labels[part])
-
-
-TABLE_BATCH = 10_000  # rows per batch of a labelled table
-
-
-def _line_iter(pieces: Iterator[str]) -> Iterator[str]:
-    """Every line of the text, with its line break (a line cut by the end of a piece is finished by the next)."""
-    held = ""
-    for piece in pieces:
-        lines = (held + piece).split("\n")
-        held = lines.pop()
-        yield from (line + "\n" for line in lines)
-    if held:
-        yield held
-
-
-def _table_rows(pieces: Iterator[str], path: Path) -> Iterator[dict]:
-    """The rows of a CSV, TSV or JSON-lines file read in pieces, each a dict by column name."""
-    lines = _line_iter(pieces)
-    if path.suffix.lower() != ".jsonl":
-        yield from csv.DictReader(lines, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-        return
-    for n, row in json_lines(lines, str(path), "give one JSON object per line"):
-        if not isinstance(row, dict):
-            raise XuxieError(f"{path} line {n} is not a JSON object; give one object per line")
-        yield row
-
-
-def _table_documents(pieces: Iterator[str], path: Path, text_column: str, label_column: str) -> Iterator[Documents]:
-    """Each row with text as a document (its line breaks made spaces) with its label, in batches;
-    the file must have rows and both columns (as :func:`~xuxie.corpus.read_labelled` requires)."""
-    texts: list[str] = []
-    labels: list[str | None] = []
-    columns: set[str] = set()
-    rows = 0
-    for row in _table_rows(pieces, path):
-        rows += 1
-        columns.update(row)
-        text = " ".join(str(row.get(text_column) or "").split("\n")).strip()
-        if text:
-            texts.append(text)
-            labels.append(str(row.get(label_column) or "").strip() or None)
-        if len(texts) >= TABLE_BATCH:
-            yield Documents(texts, labels)
-            texts, labels = [], []
-    if not rows:
-        raise XuxieError(f"{path} holds no rows; give a file with a header line and at least one row")
-    for col in (text_column, label_column):
-        if col not in columns:
-            raise XuxieError(f"{path} has no column '{col}'; its columns are: {', '.join(sorted(map(str, columns))) or '(none)'}")
-    if texts:
-        yield Documents(texts, labels)
-
-
-@dataclass
 class ScannedFile:
     """A corpus file as a scan found it: how to read it, and what it holds."""
 
@@ -325,7 +257,7 @@ class StreamedCorpus:
 
     def _documents(self, f: ScannedFile, on_bytes: ByteMeter | None) -> Iterator[Documents]:
         pieces = self._file_pieces(f, on_bytes)
-        return _table_documents(pieces, Path(f.path), *self.table) if self.table else _lines(pieces)
+        return table_documents(pieces, Path(f.path), *self.table) if self.table else _lines(pieces)
 
     def _whole_text(self, on_bytes: ByteMeter | None) -> Iterator[str]:
         """The files holding text, joined by a blank line (as ``Corpus.text`` joins them)."""
@@ -389,10 +321,8 @@ def scan_files(hashed: list[HashedFile], mode: str, encoding: str | None,
     report_skipped(bool(scanned), binary)
     corpus = StreamedCorpus(mode, scanned, fingerprint.hexdigest(), encoding, table=table, label_names=sorted(labels))
     where = ", ".join(corpus.sources)
-    if table and not corpus.n_documents:
-        raise XuxieError(f"{where} has no rows with text in column '{table[0]}'")
-    if table and not labels:
-        raise XuxieError(f"column '{table[1]}' is empty in every row; give labels or train without --label-column")
+    if table:
+        check_labelled(corpus.n_documents, labels, list(corpus.sources), *table)
     if not corpus.n_documents:
         raise XuxieError(f"corpus {where} is empty or only whitespace; give a file with text in it")
     return corpus
@@ -405,7 +335,7 @@ def _scan_one(f: HashedFile, enc: str, forced: str | None, mode: str, fingerprin
     pieces = file_pieces(f.path, enc, f.size, forced, on_bytes)
     if mode == "lines":
         chars = documents = 0
-        for docs in _table_documents(pieces, f.path, *table) if table else _lines(pieces):
+        for docs in table_documents(pieces, f.path, *table) if table else _lines(pieces):
             if docs:
                 fingerprint.update(("\x00" + "\x00".join(docs.texts)).encode("utf-8"))
             chars += sum(map(len, docs.texts))

@@ -5,15 +5,15 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import XuxieError
 from .documents import Corpus
-from .sources import expand_paths, provenance, read_files
+from .sources import FoundFile, expand_paths, provenance, read_files
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl")
 PAIR_SUFFIXES = (".tsv", ".jsonl")
@@ -34,55 +34,107 @@ def json_lines(lines: Iterable[str], name: str, hint: str) -> Iterator[tuple[int
 
 
 # --------------------------------------------------------------------------- labelled documents
+@dataclass
+class Documents:
+    """Documents of ``lines`` mode in a batch: each stripped non-empty line, or each row of a
+    labelled table with its context label (None: unlabelled; ``labels`` is None for plain lines)."""
+
+    texts: list[str]
+    labels: list[str | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __getitem__(self, part: slice) -> Documents:
+        return Documents(self.texts[part], None if self.labels is None else self.labels[part])
+
+
+def check_table_suffixes(found: list[FoundFile]) -> None:
+    for f in found:
+        if f.path.suffix.lower() not in TABLE_SUFFIXES:
+            raise XuxieError(f"{f.path}: a labelled corpus must be a .csv, .tsv or .jsonl file (got '{f.path.suffix}')")
+
+
 def read_labelled(paths: str | Path | list[str | Path], label_column: str, text_column: str = "text",
                   encoding: str | None = None, *, exclude: list[str | Path] | tuple = ()) -> Corpus:
-    """Documents with a context label from CSV, TSV or JSON-lines files (``lines`` mode).
+    """Documents with a context label from CSV, TSV or JSON-lines files (``lines`` mode), in memory
+    (training streams them: :func:`xuxie.cache.streamed_table`).
 
     Every row is a document: its ``text_column`` is the text, its ``label_column`` the label (an
     empty label leaves the document unlabelled). Rows with empty text are skipped.
     """
     found = expand_paths(paths, exclude)
-    for f in found:
-        if f.path.suffix.lower() not in TABLE_SUFFIXES:
-            raise XuxieError(f"{f.path}: a labelled corpus must be a .csv, .tsv or .jsonl file (got '{f.path.suffix}')")
+    check_table_suffixes(found)
     read = read_files(found, encoding)
     docs: list[str] = []
     labels: list[str | None] = []
     for f, text, _, _ in read:
-        rows = _table_rows(f, text, (text_column, label_column))
-        for r in rows:
-            doc = " ".join(str(r.get(text_column) or "").split("\n")).strip()
-            if doc:
-                docs.append(doc)
-                label = str(r.get(label_column) or "").strip()
-                labels.append(label or None)
-    if not docs:
-        raise XuxieError(f"{', '.join(str(r.path) for r in read)} has no rows with text in column '{text_column}'")
-    if not any(labels):
-        raise XuxieError(f"column '{label_column}' is empty in every row; give labels or train without --label-column")
+        for batch in table_documents(iter([text]), f, text_column, label_column):
+            docs.extend(batch.texts)
+            labels.extend(batch.labels)
+    check_labelled(len(docs), labels, [str(r.path) for r in read], text_column, label_column)
     return Corpus(docs, "lines", labels=labels, **provenance(read))
 
 
-def _table_rows(path: Path, text: str, needed: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The rows of one table file, each a dict by column name; the file must have rows and the
-    ``needed`` columns."""
-    if path.suffix.lower() == ".jsonl":
-        rows = []
-        for n, row in json_lines(text.split("\n"), str(path), "give one JSON object per line"):
-            if not isinstance(row, dict):
-                raise XuxieError(f"{path} line {n} is not a JSON object; give one object per line")
-            rows.append(row)
-        columns = sorted({k for r in rows for k in r})
-    else:
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-        rows = list(reader)
-        columns = list(reader.fieldnames or [])
+def check_labelled(n_documents: int, labels: Iterable, where: list[str], text_column: str, label_column: str) -> None:
+    """One line when a labelled corpus has no text, or no label, in any row."""
+    if not n_documents:
+        raise XuxieError(f"{', '.join(where)} has no rows with text in column '{text_column}'")
+    if not any(labels):
+        raise XuxieError(f"column '{label_column}' is empty in every row; give labels or train without --label-column")
+
+
+TABLE_BATCH = 10_000  # rows per batch of a labelled table
+
+
+def line_iter(pieces: Iterator[str]) -> Iterator[str]:
+    """Every line of the text, with its line break (a line cut by the end of a piece is finished by the next)."""
+    held = ""
+    for piece in pieces:
+        lines = (held + piece).split("\n")
+        held = lines.pop()
+        yield from (line + "\n" for line in lines)
+    if held:
+        yield held
+
+
+def table_rows(pieces: Iterator[str], path: Path) -> Iterator[dict]:
+    """The rows of a CSV, TSV or JSON-lines file read in pieces, each a dict by column name."""
+    lines = line_iter(pieces)
+    if path.suffix.lower() != ".jsonl":
+        yield from csv.DictReader(lines, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+        return
+    for n, row in json_lines(lines, str(path), "give one JSON object per line"):
+        if not isinstance(row, dict):
+            raise XuxieError(f"{path} line {n} is not a JSON object; give one object per line")
+        yield row
+
+
+def table_documents(pieces: Iterator[str], path: Path, text_column: str, label_column: str) -> Iterator[Documents]:
+    """Each row with text as a document (its line breaks made spaces) with its label, in batches;
+    the file must have rows and both columns."""
+    texts: list[str] = []
+    labels: list[str | None] = []
+    columns: set[str] = set()
+    rows = 0
+    for row in table_rows(pieces, path):
+        rows += 1
+        columns.update(row)
+        text = " ".join(str(row.get(text_column) or "").split("\n")).strip()
+        if text:
+            texts.append(text)
+            labels.append(str(row.get(label_column) or "").strip() or None)
+        if len(texts) >= TABLE_BATCH:
+            yield Documents(texts, labels)
+            texts, labels = [], []
     if not rows:
         raise XuxieError(f"{path} holds no rows; give a file with a header line and at least one row")
-    for col in needed:
+    for col in (text_column, label_column):
         if col not in columns:
-            raise XuxieError(f"{path} has no column '{col}'; its columns are: {', '.join(map(str, columns)) or '(none)'}")
-    return rows
+            raise XuxieError(f"{path} has no column '{col}'; its columns are: {', '.join(sorted(map(str, columns))) or '(none)'}")
+    if texts:
+        yield Documents(texts, labels)
+
 
 
 # --------------------------------------------------------------------------- source→target pairs
