@@ -9,7 +9,8 @@ from contextlib import contextmanager
 
 from . import distributed
 
-SHOWN_FROM = 32 << 20  # bytes (or tokens): a smaller pass ends before a bar is worth drawing
+#: the least work worth a bar, by unit: reading 32 MB or scoring 1M tokens takes a few seconds
+SHOWN_FROM = {"bytes": 32 << 20, "tokens": 1 << 20}
 
 Meter = Callable[[int], None]  # told how much was just done
 
@@ -24,7 +25,7 @@ class PassProgress:
 
     @contextmanager
     def __call__(self, description: str, total: int, unit: str = "bytes") -> Iterator[Meter | None]:
-        if not self.enabled or total < SHOWN_FROM or not distributed.is_main():
+        if not self.enabled or total < SHOWN_FROM.get(unit, 0) or not distributed.is_main():
             yield None
             return
         from rich.console import Console
