@@ -60,8 +60,10 @@ except SystemExit as e:
 else:
     code = 0
 import xuxie
+status = open("/proc/self/status").read()  # VmHWM: this process's own peak (ru_maxrss keeps the launcher's across exec)
+hwm = int(status.split("VmHWM:")[1].split()[0]) / 1024
 print(json.dumps({"code": code, "xuxie": xuxie.__file__, "first_step_s": first[0] if first else None,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
+                  "peak_rss_mb": hwm, "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), file=sys.stderr)
 """
 
 

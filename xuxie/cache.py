@@ -124,7 +124,7 @@ class CorpusCache:
                                  "labels": corpus.label_names, "skipped": [h.sha256 for h in hashed if h.sha256 not in read]})
 
     # -- token ids -----------------------------------------------------------------------------
-    def load_ids(self, name: str, tokenizer_hash: str) -> tuple[np.ndarray, np.ndarray, int] | None:
+    def load_ids(self, name: str, tokenizer_hash: str) -> tuple[IdsFile, IdsFile, int] | None:
         """(train ids, validation ids, validation characters) as :class:`IdsFile`s, or None to build them."""
         meta = self.read(name + ".json")
         if meta is None:
@@ -155,7 +155,7 @@ class CorpusCache:
         return None
 
     def save_ids(self, name: str, tokenizer_hash: str, dtype: np.dtype,
-                 pieces: Iterable[tuple[bool, np.ndarray, int]]) -> tuple[np.ndarray, np.ndarray, int]:
+                 pieces: Iterable[tuple[bool, np.ndarray, int]]) -> tuple[IdsFile, IdsFile, int]:
         """Write the ids ``pieces`` yields — ``(is_validation, ids, characters)`` — to the two
         files of the split, then their record; return them opened."""
         tokens, val_chars = [0, 0], 0
@@ -186,8 +186,8 @@ class _Truncated(Exception):
 _OPEN: dict[tuple[Path, str], CorpusCache] = {}  # the folder each corpus of this process uses (maybe a temporary one)
 
 
-def cache_of(corpus: StreamedCorpus) -> CorpusCache:
-    return _OPEN.setdefault((cache_root(), corpus.cache_key), CorpusCache(corpus.cache_key))
+def cache_for(key: str) -> CorpusCache:
+    return _OPEN.setdefault((cache_root(), key), CorpusCache(key))
 
 
 def streamed_corpus(found: list[FoundFile], mode: str, encoding: str | None, progress: PassProgress = NO_PROGRESS,
@@ -198,7 +198,7 @@ def streamed_corpus(found: list[FoundFile], mode: str, encoding: str | None, pro
     with progress("hashing the corpus", total) as meter:
         hashed = hash_files(found, meter)
     key = digest(FORMAT, mode, encoding, table, [f.sha256 for f in hashed])[:32]
-    cache = cache_of(StreamedCorpus(mode, [], "", encoding, key))
+    cache = cache_for(key)
     corpus = cache.load_scan(hashed, mode, encoding, table)
     if corpus is None:
         with progress("reading the corpus", total) as meter:
@@ -220,7 +220,7 @@ def cached_tokenizer(corpus: StreamedCorpus, options: dict[str, Any], val_fracti
                      progress: PassProgress = NO_PROGRESS) -> Tokenizer:
     """The tokenizer ``train_tokenizer(**options)`` learns from the corpus's training part, learnt
     once per corpus, options and split."""
-    cache = cache_of(corpus)
+    cache = cache_for(corpus.cache_key)
     name = f"tokenizer-{digest(options, val_fraction)[:16]}.json"
     saved = cache.read(name)
     if saved is not None:
@@ -235,10 +235,10 @@ def cached_tokenizer(corpus: StreamedCorpus, options: dict[str, Any], val_fracti
 
 
 def cached_ids(corpus: StreamedCorpus, tokenizer: Tokenizer, val_fraction: float, labelling: Labelling | None = None,
-               progress: PassProgress = NO_PROGRESS) -> tuple[np.ndarray, np.ndarray, int]:
+               progress: PassProgress = NO_PROGRESS) -> tuple[IdsFile, IdsFile, int]:
     """(training ids, validation ids, validation characters) of the corpus, read by window from
     the cache; encoded and written there first when they are not."""
-    cache = cache_of(corpus)
+    cache = cache_for(corpus.cache_key)
     tokenizer_hash = digest(tokenizer.to_dict())
     name = "ids-" + digest(tokenizer_hash, val_fraction, labelling and asdict(labelling))[:16]
     found = cache.load_ids(name, tokenizer_hash)
