@@ -128,7 +128,8 @@ class IdsFile:
         return ids if dtype is None else ids.astype(dtype)
 
     def __del__(self) -> None:
-        self._file.close()
+        if (f := getattr(self, "_file", None)) is not None:  # None: the file could not be opened
+            f.close()
 
 
 def _read_at(f, offset: int, size: int) -> bytes:
