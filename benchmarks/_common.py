@@ -43,6 +43,25 @@ def printable_tokenizer():
     return CharTokenizer.train([PRINTABLE])
 
 
-def print_sample(tg) -> None:
-    """One line showing what a freshly trained Shakespeare model writes (seed 0, temperature 0.5)."""
-    print("   sample (T=0.5):", repr(tg.generate(prompt="ROMEO:", temperature=0.5, max_new_tokens=160, seed=0)[0][:200]))
+def print_sample(tg, temperature: float = 0.5, prompt: str = "ROMEO:") -> None:
+    """One line showing what a freshly trained model writes (seed 0)."""
+    text = tg.generate(prompt=prompt, temperature=temperature, max_new_tokens=160, seed=0)[0]
+    print(f"   sample (T={temperature}):", repr(text[:200]))
+
+
+def cpu_name() -> str:
+    """The CPU's model name and whether it has AVX-512 bf16 (figures differ between Zen 3 and Zen 4 hosts)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "CPU unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "CPU unknown")
+    return f"{name} ({'AVX-512 bf16' if 'avx512_bf16' in info else 'no AVX-512 bf16'})"
+
+
+def matmul_peak(dtype, n: int = 2048, repeats: int = 7) -> float:
+    """GFLOP/s of an n×n×n matmul in ``dtype`` (median)."""
+    import torch
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    return 2 * n**3 / timed(lambda: a @ b, repeats, warmup=2) / 1e9

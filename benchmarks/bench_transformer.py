@@ -17,15 +17,9 @@ from __future__ import annotations
 import tempfile
 
 import torch
-from _common import parser, print_sample, timed
+from _common import matmul_peak, parser, print_sample
 
 from xuxie import TextGenerator
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 7) -> float:
-    """GFLOP/s of an n×n×n matmul (median)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return 2 * n**3 / timed(lambda: a @ b, repeats, warmup=2) / 1e9
 
 
 def main() -> None:

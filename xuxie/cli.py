@@ -25,7 +25,7 @@ from .models.seq2seq import ATTENTIONS, CELLS
 from .models.transformer import DEFAULT_PRESET, POSITIONS, PRESETS
 from .server.limits import ServerLimits
 from .threads import requested_threads_set, threads_scope
-from .training import SCHEDULES, TrainConfig
+from .training import OPTIMIZERS, SCHEDULES, TrainConfig
 
 app = typer.Typer(
     name="xuxie",
@@ -166,6 +166,7 @@ _REFUSED: dict[str | None, list[tuple[tuple[str, ...], str]]] = {
 }
 #: the train command's training flags → TrainConfig fields
 _TRAIN_FLAGS = {"seq_len": "seq_len", "batch_size": "batch_size", "grad_accum": "grad_accum", "lr": "lr", "schedule": "schedule",
+                "optimizer": "optimizer",
                 "warmup": "warmup_steps", "patience": "patience", "val_fraction": "val_fraction", "eval_interval": "eval_interval",
                 "save_every": "save_minutes", "precision": "precision", "seed": "seed", "preview_length": "preview_length"}
 
@@ -331,7 +332,11 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help=f"Windows per batch ({train_default('batch_size')}).")] = None,
     grad_accum: Annotated[int | None, typer.Option(help=f"Micro-batches per optimiser step ({train_default('grad_accum')}).")] = None,
     lr: Annotated[float | None, typer.Option(help=f"Peak learning rate ({train_default('lr')}).")] = None,
-    schedule: Annotated[str | None, typer.Option(help=f"{_choices(SCHEDULES, TrainConfig.schedule)}.")] = None,
+    schedule: Annotated[str | None, typer.Option(
+        help=f"Learning-rate schedule: {_choices(SCHEDULES, TrainConfig.schedule, {'wsd': 'warm-up, stable, decay'})}.")] = None,
+    optimizer: Annotated[str | None, typer.Option(
+        help=f"{_choices(OPTIMIZERS, TrainConfig.optimizer, {'muon': 'Muon for the hidden weight matrices, AdamW for the rest'})} "
+             f"({train_default('optimizer')}).")] = None,
     warmup: Annotated[int | None, typer.Option(help=f"Warm-up steps ({train_default('warmup_steps')}).")] = None,
     patience: Annotated[int | None, typer.Option(help="Early stopping: evaluations without improvement (0: off).")] = None,
     val_fraction: Annotated[float | None, typer.Option(

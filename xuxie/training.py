@@ -33,11 +33,13 @@ from .errors import XuxieError, XuxieWarning, check_numbers
 from .fileio import atomic_write_text
 from .models import LanguageModel
 from .objectives import objective_for, pair_loss
+from .optim import Muon, Optimizers
 from .threads import threads_scope
 from .tokenizers import Tokenizer
 
 LN2 = math.log(2)
-SCHEDULES = ("cosine", "plateau", "constant")
+SCHEDULES = ("cosine", "wsd", "plateau", "constant")
+OPTIMIZERS = ("adamw", "muon")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
@@ -53,6 +55,9 @@ class TrainConfig:
     warmup_steps: int = 50  # or 5% of the budget, whichever ends first
     schedule: str = "cosine"
     min_lr_ratio: float = 0.1
+    decay_fraction: float = 0.3  # wsd: the last share of the budget, over which the rate falls linearly
+    optimizer: str = "adamw"  # muon: Muon for the hidden weight matrices, AdamW for the rest
+    muon_lr: float = 0.02  # Muon's peak rate (its updates are orthogonalised, on another scale than AdamW's)
     grad_clip: float = 1.0
     # Budget: whichever comes first. Nothing set: 5 minutes.
     epochs: float | None = None
@@ -87,6 +92,12 @@ class TrainConfig:
             raise XuxieError(f"learning rate must be positive, got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise XuxieError(f"unknown schedule '{self.schedule}'; choose one of: {', '.join(SCHEDULES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise XuxieError(f"unknown optimizer '{self.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
+        if not 0 < self.decay_fraction <= 1:
+            raise XuxieError(f"decay fraction must be in (0, 1], got {self.decay_fraction}")
+        if not self.muon_lr > 0:
+            raise XuxieError(f"Muon's learning rate must be positive, got {self.muon_lr}")
         if self.precision not in PRECISIONS:
             raise XuxieError(f"unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}")
         for name in ("epochs", "steps", "time_minutes"):
@@ -227,19 +238,40 @@ class StopSignals:
             signal.signal(signum, handler)
 
 
-def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on embeddings, biases and norms."""
-    decay, no_decay = [], []
+def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.Optimizer | Optimizers:
+    """AdamW (no weight decay on embeddings, biases and norms); with ``muon``, Muon takes the
+    hidden weight matrices. Each group's ``lr_ratio`` is its rate over ``config.lr``."""
+    matrices, decay, no_decay = [], [], []
+    hidden = hidden_matrices(model) if config.optimizer == "muon" else set()
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+        if p in hidden:
+            matrices.append(p)
+        else:
+            (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": config.weight_decay, "lr_ratio": 1.0},
+              {"params": no_decay, "weight_decay": 0.0, "lr_ratio": 1.0}]
     kwargs: dict[str, Any] = {"lr": config.lr, "betas": (0.9, 0.99)}
     if model.device.type == "cpu":
         kwargs["foreach"] = True
-    return torch.optim.AdamW(groups, **kwargs)
+    adamw = torch.optim.AdamW(groups, **kwargs)
+    if not matrices:
+        return adamw
+    ns_dtype = torch.bfloat16 if bf16_is_fast(model.device) else torch.float32
+    muon = Muon([{"params": matrices, "lr_ratio": config.muon_lr / config.lr}], lr=config.muon_lr,
+                weight_decay=config.weight_decay, ns_dtype=ns_dtype)
+    return Optimizers(muon, adamw)
+
+
+def hidden_matrices(model: torch.nn.Module) -> set[torch.Tensor]:
+    """The weight matrices between the input embedding and the output layer (what Muon is for):
+    every 2-D parameter except embeddings' and the layer that gives the logits (a Linear to the
+    vocabulary), tied or not."""
+    vocab = getattr(model.config, "vocab_size", None)
+    outer = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) or
+             (isinstance(m, torch.nn.Linear) and m.out_features == vocab) for p in m.parameters()}
+    return {p for p in model.parameters() if p.dim() == 2 and id(p) not in outer}
 
 
 class Trainer:
@@ -323,9 +355,11 @@ class Trainer:
         # (large vocabulary, big batch) would otherwise spend much of a short run warming up.
         warm = min(1.0, max((step + 1) / max(c.warmup_steps, 1), fraction / 0.05))
         scale = 1.0  # constant, and plateau: there a ReduceLROnPlateau callback lowers lr_scale
+        f = min(max(fraction, 0.0), 1.0)
         if c.schedule == "cosine":
-            f = min(max(fraction, 0.0), 1.0)
             scale = c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * f))
+        elif c.schedule == "wsd":  # warmup, stable, then a linear decay over the last decay_fraction
+            scale = c.min_lr_ratio + (1 - c.min_lr_ratio) * min(1.0, (1 - f) / c.decay_fraction)
         return c.lr * warm * scale * self.state.lr_scale
 
     def request_stop(self, reason: str) -> None:
@@ -449,7 +483,7 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------
     def _train_step(self, lr: float) -> float:
         for g in self.optimizer.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr * g.get("lr_ratio", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
         n = self.config.grad_accum
         total = 0.0

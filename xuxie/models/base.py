@@ -22,6 +22,9 @@ class ModelConfig:
     train_defaults: ClassVar[dict[str, Any]] = {}
     #: the training defaults :meth:`adjust_train_config` derives, in words (for ``--help`` and README)
     derived_train_defaults: ClassVar[dict[str, str]] = {}
+    #: fields added after models were saved, with the value a saved config without them means (the
+    #: behaviour before the field existed; the field's default is what new models get)
+    saved_before: ClassVar[dict[str, Any]] = {}
 
     def adjust_train_config(self, train: Any, given: Collection[str], data: Any) -> None:
         """Set the training settings the user did not give (names in ``given``) that follow from
@@ -171,6 +174,6 @@ def build_model(arch: str, vocab_size: int, **options: Any) -> LanguageModel:
 def model_from_config(arch: str, config: dict[str, Any]) -> LanguageModel:
     cls, _ = _lookup(arch)
     try:
-        return cls(cls.config_class(**config))
+        return cls(cls.config_class(**{**cls.config_class.saved_before, **config}))
     except TypeError as e:
         raise XuxieError(f"model config does not fit architecture '{arch}' ({e}); the model directory is damaged") from None

@@ -35,6 +35,7 @@ DEFAULT_PRESET = "tiny"
 #: narrower models train in fp32 unless --precision says otherwise (README: bf16 no faster at width 128)
 BF16_MIN_WIDTH = 256
 POSITIONS = ("rotary", "learned")
+ACTIVATIONS = {"gelu": F.gelu, "relu2": lambda x: F.relu(x).square()}
 
 
 @dataclass
@@ -52,11 +53,16 @@ class TransformerConfig(ModelConfig):
     rope_base: float = 10000.0
     bias: bool = True
     tie_weights: bool = True
+    mlp: str = "gelu"  # the MLP's activation: gelu, or relu2 (ReLU squared)
+    qk_norm: bool = False  # queries and keys RMS-normalised per head before attention
+    logit_cap: float = 0.0  # > 0: logits soft-capped to (-cap, cap) by cap * tanh(logits / cap)
+    zero_init: bool = False  # residual projections start at zero (each block starts as the identity)
     extra: dict[str, Any] = field(default_factory=dict)  # room for later options without breaking old configs
 
     #: measured on 2 cores (README, transformer section: batch 8 × context 128 at lr 3e-3 learnt most per minute)
     train_defaults: ClassVar[dict[str, Any]] = {"lr": 3e-3, "batch_size": 8}
     derived_train_defaults: ClassVar[dict[str, str]] = {"seq_len": "its context", "precision": f"fp32 below width {BF16_MIN_WIDTH}"}
+    saved_before: ClassVar[dict[str, Any]] = {"mlp": "gelu", "qk_norm": False, "logit_cap": 0.0, "zero_init": False}
 
     def adjust_train_config(self, train: Any, given: Collection[str], data: Any) -> None:
         if self.n_embd < BF16_MIN_WIDTH and "precision" not in given:
@@ -87,6 +93,10 @@ class TransformerConfig(ModelConfig):
             raise XuxieError(f"rotary positions need an even head size; {self.n_embd} / {self.n_head} is odd")
         if not 0.0 <= self.dropout < 1.0:
             raise XuxieError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.mlp not in ACTIVATIONS:
+            raise XuxieError(f"unknown MLP activation '{self.mlp}'; choose one of: {', '.join(ACTIVATIONS)}")
+        if self.logit_cap < 0:
+            raise XuxieError(f"logit cap must be 0 (off) or positive, got {self.logit_cap}")
 
     @property
     def head_dim(self) -> int:
@@ -175,11 +185,15 @@ class Block(nn.Module):
         self.c_fc = nn.Linear(c, 4 * c, bias=b)
         self.mlp_proj = nn.Linear(4 * c, c, bias=b)
         self.dropout = cfg.dropout
+        self.activation = ACTIVATIONS[cfg.mlp]
+        self.qk_norm = cfg.qk_norm
 
     def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values, each (B, heads, T, head_dim), with rotary ``rope`` (cos, sin) applied."""
         B, T, C = x.shape
         q, k, v = self.c_attn(self.ln_1(x)).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
+        if self.qk_norm:
+            q, k = F.rms_norm(q, (self.head_dim,)), F.rms_norm(k, (self.head_dim,))
         if rope is not None:
             cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
             q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
@@ -189,7 +203,7 @@ class Block(nn.Module):
         B, H, T, D = y.shape
         y = y.transpose(1, 2).reshape(B, T, H * D)
         x = x + F.dropout(self.attn_proj(y), self.dropout, self.training)
-        return x + F.dropout(self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)))), self.dropout, self.training)
+        return x + F.dropout(self.mlp_proj(self.activation(self.c_fc(self.ln_2(x)))), self.dropout, self.training)
 
 
 class TransformerLanguageModel(LanguageModel):
@@ -209,11 +223,11 @@ class TransformerLanguageModel(LanguageModel):
         self._init()
 
     def _init(self) -> None:
-        # GPT-2's scheme: N(0, 0.02), residual projections scaled by 1/sqrt(2 * layers).
+        # GPT-2's scheme: N(0, 0.02), residual projections scaled by 1/sqrt(2 * layers) (or zero).
+        residual_std = 0.0 if self.config.zero_init else 0.02 / math.sqrt(2 * self.config.n_layer)
         for name, p in self.named_parameters():
             if p.dim() == 2:
-                std = 0.02 / math.sqrt(2 * self.config.n_layer) if name.endswith(("attn_proj.weight", "mlp_proj.weight")) else 0.02
-                nn.init.normal_(p, 0.0, std)
+                nn.init.normal_(p, 0.0, residual_std if name.endswith(("attn_proj.weight", "mlp_proj.weight")) else 0.02)
             elif name.endswith(".bias"):
                 nn.init.zeros_(p)
 
@@ -235,6 +249,11 @@ class TransformerLanguageModel(LanguageModel):
             table = _rope_tables(torch.arange(size, device=device), self.config.head_dim, self.config.rope_base, dtype)
             self._rope_table = table
         return table[0][start:end], table[1][start:end]
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.lm_head(self.ln_f(x))
+        cap = self.config.logit_cap
+        return cap * torch.tanh(logits / cap) if cap else logits
 
     # -- full sequences ------------------------------------------------------------------------
     def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -265,8 +284,7 @@ class TransformerLanguageModel(LanguageModel):
             if want_cache:
                 keys.append(k)
                 values.append(v)
-        logits = self.lm_head(self.ln_f(x))
-        return logits, (self._cache_from(ids, keys, values) if want_cache else None)
+        return self._logits(x), (self._cache_from(ids, keys, values) if want_cache else None)
 
     def _cache_from(self, ids: torch.Tensor, keys: list, values: list) -> KVCache:
         B, T = ids.shape
@@ -314,7 +332,7 @@ class TransformerLanguageModel(LanguageModel):
             x = blk.finish(x, y)
         cache.tokens[:, slot] = ids[:, 0]
         cache.pos = p + 1
-        return self.lm_head(self.ln_f(x)), cache
+        return self._logits(x), cache
 
     def _extend_rows(self, ids: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
         """One token per row, each row at its own position (continuous batching). Every row
@@ -345,7 +363,7 @@ class TransformerLanguageModel(LanguageModel):
             x = blk.finish(x, F.scaled_dot_product_attention(q, ck, cv, attn_mask=mask))
         cache.tokens[rows, slot] = ids[:, 0]
         cache.row_pos = cache.row_pos + 1
-        logits = self.lm_head(self.ln_f(x))
+        logits = self._logits(x)
         for r in restarts:
             logits[r] = self._restart_row(recent[r], ids[r], cache, r)
         return logits, cache

@@ -1,0 +1,74 @@
+"""The speedrun: how far each default learns Tiny Shakespeare (char level) in 110 s and 5 minutes,
+against the previous defaults (the baseline) measured in the same run.
+
+    python benchmarks/bench_speedrun.py                                  # both families, 110 s and 5 min, 1 run
+    python benchmarks/bench_speedrun.py --arch lstm --seconds 110 --runs 2
+
+Each budget is its own run (the schedule is fitted to its budget), with sample previews off; the
+figure is the final validation loss over the whole validation split (the last 10%, fp32). MFU is
+6 · parameters · training tokens/s over the matmul peak of the precision trained in, measured here.
+Targets (issue 16): ≤ 1.45 at 5 minutes for both families, ≤ 1.60 at 110 s for the transformer;
+the GPU record with nanoGPT's recipe (6×384 on an A100) is ≈ 1.47.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+
+import torch
+from _common import cpu_name, matmul_peak, parser, print_sample
+
+from xuxie import TextGenerator
+
+#: the defaults before the speedrun, spelled out: (model options, training settings)
+BASELINE = {
+    "transformer": ({"mlp": "gelu", "qk_norm": False, "logit_cap": 0.0, "zero_init": False, "tie_weights": True},
+                    {"optimizer": "adamw", "schedule": "cosine", "lr": 3e-3, "batch_size": 8}),
+    "lstm": ({}, {"optimizer": "adamw", "schedule": "cosine", "lr": 3e-3, "batch_size": 32}),
+}
+TARGETS = {300: 1.45, 110: 1.60}
+
+
+def train(arch: str, seconds: float, setting: str) -> dict:
+    model, settings = BASELINE[arch] if setting == "baseline" else ({}, {})
+    with tempfile.TemporaryDirectory() as d:
+        tg = TextGenerator.train("tinyshakespeare", arch=arch, out=d, overwrite=True, time=seconds / 60, progress=False,
+                                 preview_length=0, model_options=model, **settings)
+        r = dict(tg.config["results"], parameters=tg.model.num_parameters())
+        print_sample(tg, temperature=0.8)
+    return r
+
+
+def main() -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--arch", nargs="+", default=["transformer", "lstm"], choices=list(BASELINE))
+    ap.add_argument("--seconds", type=float, nargs="+", default=[110.0, 300.0])
+    ap.add_argument("--settings", nargs="+", default=["baseline", "default"], choices=["baseline", "default"])
+    ap.add_argument("--runs", type=int, default=1, help="runs of each (figures are medians)")
+    args = ap.parse_args()
+
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"{cpu_name()}; matmul peak fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s, "
+          f"{torch.get_num_threads()} threads", flush=True)
+    table = []
+    for arch in args.arch:
+        for seconds in args.seconds:
+            for setting in args.settings:
+                runs = []
+                for i in range(args.runs):
+                    r = train(arch, seconds, setting)
+                    mfu = 6 * r["parameters"] * r["tokens_per_s"] / 1e9 / peaks[r["precision"]]
+                    runs.append((r["final_val_loss"], r["tokens_per_s"], mfu, r["steps"]))
+                    print(f"{arch} {setting} {seconds:.0f} s, run {i + 1}: val loss {r['final_val_loss']:.4f}, {r['steps']} steps, "
+                          f"{r['tokens_per_s']:,.0f} tokens/s ({r['precision']}), MFU {mfu:.1%}, {r['parameters']:,} parameters",
+                          flush=True)
+                table.append((arch, seconds, setting, *(statistics.median(col) for col in zip(*runs))))
+    print(f"\nmedians of {args.runs} run(s) | target at 5 min ≤ 1.45 (both), at 110 s ≤ 1.60 (transformer)")
+    print("| model | budget | setting | val loss | tokens/s | MFU | steps |\n|---|---|---|---|---|---|---|")
+    for arch, seconds, setting, loss, tps, mfu, steps in table:
+        print(f"| {arch} | {seconds:.0f} s | {setting} | {loss:.4f} | {tps:,.0f} | {mfu:.1%} | {steps:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
