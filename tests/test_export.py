@@ -30,14 +30,14 @@ def make_model(tmp_path_factory, shakespeare_text):
     made: dict[tuple, Path] = {}
 
     def make(positions: str = "rotary", bias: bool = True, tie: bool = True, context: int = 16,
-             tokenizer: str = "char", text: str | None = None) -> Path:
-        key = (positions, bias, tie, context, tokenizer, text)
+             tokenizer: str = "char", text: str | None = None, **options) -> Path:
+        key = (positions, bias, tie, context, tokenizer, text, *sorted(options.items()))
         if key not in made:
             out = tmp_path_factory.mktemp(f"tf_{positions}") / "model"
             tg = TextGenerator.train(text or shakespeare_text[:20_000], arch="transformer", tokenizer=tokenizer, out=out,
                                      steps=2, preview_length=0, progress=False,
                                      model_options={"n_layer": 2, "n_head": 2, "n_embd": 32, "context": context,
-                                                    "positions": positions, "bias": bias, "tie_weights": tie})
+                                                    "positions": positions, "bias": bias, "tie_weights": tie, **options})
             g = torch.Generator().manual_seed(zlib.crc32(repr(key).encode()))
             with torch.no_grad():
                 for p in tg.model.parameters():
@@ -79,6 +79,19 @@ def test_untied_output_layer(make_model, tmp_path, positions):
     _logits_match(model_dir, out, positions)
     hf = AutoModelForCausalLM.from_pretrained(out)
     assert hf.lm_head.weight.data_ptr() != hf.get_input_embeddings().weight.data_ptr()
+
+
+@pytest.mark.parametrize("positions", ["rotary", "learned"])
+def test_relu_squared_mlp(make_model, tmp_path, positions):
+    model_dir = make_model(positions, mlp="relu2")
+    _logits_match(model_dir, export_hf(model_dir, tmp_path / "hf"), positions)
+
+
+@pytest.mark.parametrize("options, phrase", [({"qk_norm": True}, "uses QK-norm"), ({"logit_cap": 30.0}, "uses a logit cap")])
+def test_options_without_a_counterpart_refuse_to_export(make_model, tmp_path, options, phrase):
+    with pytest.raises(XuxieError, match=phrase):
+        export_hf(make_model(**options), tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
 
 
 def test_tied_embeddings_stay_tied(make_model, tmp_path):

@@ -77,8 +77,8 @@ def test_transformer_learns_tinyshakespeare(tmp_path):
     cfg = _train(corpus_path("tinyshakespeare.txt"), out, 800, "--arch", "transformer")
     print("transformer:", cfg["results"])
     assert cfg["model"]["preset"] == "tiny" and cfg["train"]["seq_len"] == cfg["model"]["context"]
-    # Measured 1.880 after 800 steps (2.025 after 400, 1.841 after 1000).
-    assert cfg["results"]["final_val_loss"] < 2.0
+    # Measured 1.590 after 800 steps (Muon, batch 16); the AdamW default before it, batch 8: 1.880.
+    assert cfg["results"]["final_val_loss"] < 1.75
     tg = TextGenerator.load(out)
     long = tg.generate(prompt="ROMEO:", temperature=0.7, max_new_tokens=400, seed=0)[0]  # past the 128-token context
     assert len(long) == len("ROMEO:") + 400

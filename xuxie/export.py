@@ -40,6 +40,8 @@ FORMATS = ("hf",)
 #: architectures each format can represent
 EXPORTABLE = {"hf": ("transformer",)}
 WEIGHTS = "model.safetensors"
+#: our MLP activations by the names transformers' ACT2FN gives them (F.gelu is the exact erf GELU)
+HF_ACTIVATIONS = {"gelu": "gelu", "relu2": "relu2"}
 
 
 def export_model(model_dir: str | Path, out_dir: str | Path, format: str = "hf", overwrite: bool = False) -> Path:
@@ -60,6 +62,10 @@ def export_hf(model_dir: str | Path, out_dir: str | Path, overwrite: bool = Fals
     _check_out(model_dir, out, overwrite)
     model, tokenizer, config = ckpt.load_model_dir(model_dir, "cpu")
     cfg = model.config
+    unmatched = [name for name, used in (("QK-norm", cfg.qk_norm), ("a logit cap", cfg.logit_cap)) if used]
+    if unmatched:
+        raise XuxieError(f"{model_dir} uses {' and '.join(unmatched)}, which GPT-NeoX and GPT-2 in Hugging Face transformers "
+                         "do not have; only models trained without them export")
     if cfg.positions == "rotary":
         hf_config, tensors = _neox(model)
     elif cfg.positions == "learned":
@@ -113,7 +119,7 @@ def _gpt2(model) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     hf = {
         "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
         "n_layer": cfg.n_layer, "n_head": cfg.n_head, "n_embd": C, "n_positions": cfg.context, "n_inner": 4 * C,
-        "activation_function": "gelu",  # exact erf GELU, as F.gelu (GPT-2's own is gelu_new, tanh)
+        "activation_function": HF_ACTIVATIONS[cfg.mlp],  # gelu: exact erf GELU, as F.gelu (GPT-2's own is gelu_new, tanh)
         "layer_norm_epsilon": 1e-5,
         "resid_pdrop": cfg.dropout, "embd_pdrop": cfg.dropout, "attn_pdrop": cfg.dropout,
         "scale_attn_weights": True, "scale_attn_by_inverse_layer_idx": False, "reorder_and_upcast_attn": False,
@@ -150,7 +156,7 @@ def _neox(model) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         "architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox",
         "num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head, "hidden_size": C,
         "intermediate_size": 4 * C, "max_position_embeddings": cfg.context,
-        "hidden_act": "gelu", "layer_norm_eps": 1e-5,
+        "hidden_act": HF_ACTIVATIONS[cfg.mlp], "layer_norm_eps": 1e-5,
         "use_parallel_residual": False,  # x + attn(ln1(x)), then + mlp(ln2(.)): a GPT-2 style block
         "attention_bias": bool(cfg.bias),
         "attention_dropout": cfg.dropout, "hidden_dropout": cfg.dropout,

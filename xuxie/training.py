@@ -242,11 +242,11 @@ def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.Opt
     """AdamW (no weight decay on embeddings, biases and norms); with ``muon``, Muon takes the
     hidden weight matrices. Each group's ``lr_ratio`` is its rate over ``config.lr``."""
     matrices, decay, no_decay = [], [], []
-    hidden = hidden_matrices(model) if config.optimizer == "muon" else set()
+    hidden = {id(p) for p in hidden_matrices(model)} if config.optimizer == "muon" else set()
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        if p in hidden:
+        if id(p) in hidden:
             matrices.append(p)
         else:
             (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
@@ -264,14 +264,14 @@ def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.Opt
     return Optimizers(muon, adamw)
 
 
-def hidden_matrices(model: torch.nn.Module) -> set[torch.Tensor]:
+def hidden_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
     """The weight matrices between the input embedding and the output layer (what Muon is for):
     every 2-D parameter except embeddings' and the layer that gives the logits (a Linear to the
     vocabulary), tied or not."""
     vocab = getattr(model.config, "vocab_size", None)
     outer = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) or
              (isinstance(m, torch.nn.Linear) and m.out_features == vocab) for p in m.parameters()}
-    return {p for p in model.parameters() if p.dim() == 2 and id(p) not in outer}
+    return [p for p in model.parameters() if p.dim() == 2 and id(p) not in outer]
 
 
 class Trainer:
