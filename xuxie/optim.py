@@ -4,8 +4,8 @@
 Muon (Keller Jordan et al., 2024) is momentum SGD whose update of each weight matrix is replaced by
 its nearest semi-orthogonal matrix, found by a few Newton–Schulz iterations. ``torch.optim.Muon``
 orthogonalises one matrix after another; a transformer's layers have the same few shapes, so here
-each shape's matrices go through the iteration as one batched product, in bf16 where the hardware
-is fast at it (the iteration is made to tolerate it). On 2 CPU cores, for a 4×128 transformer, the
+each shape's small matrices go through the iteration as one batched product, in bf16 where the
+hardware is fast at it (the iteration is made to tolerate it). On 2 CPU cores, for a 4×128 transformer, the
 iteration costs about as many FLOPs as the model's own forward and backward pass, so how fast it
 runs decides how many steps a minute holds (README, speedrun).
 """
@@ -19,6 +19,9 @@ import torch
 
 #: the quintic Newton–Schulz coefficients of Muon's reference implementation (torch's defaults too)
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+#: matrices of more elements than this are orthogonalised one at a time: batching pays for small
+#: ones only (measured in bf16: 2× faster for 4 of 384×128, 10% for 6 of 384², 15% slower for 6 of 1152×384)
+BATCHED_ELEMENTS = 200_000
 
 
 def orthogonalize(g: torch.Tensor, steps: int, dtype: torch.dtype) -> torch.Tensor:
@@ -57,14 +60,17 @@ class Muon(torch.optim.Optimizer):
                 if p.grad is not None:
                     shapes.setdefault(p.shape, []).append(p)
             for (rows, cols), params in shapes.items():
-                self._update(params, group, max(1.0, rows / cols) ** 0.5)
+                size = 1 if rows * cols > BATCHED_ELEMENTS else len(params)
+                for i in range(0, len(params), size):
+                    self._update(params[i:i + size], group, max(1.0, rows / cols) ** 0.5)
 
     def _update(self, params: list[torch.Tensor], group: dict[str, Any], scale: float) -> None:
         grads = [p.grad for p in params]
         buffers = [self.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in params]
         torch._foreach_lerp_(buffers, grads, 1 - group["momentum"])
         nesterov = torch._foreach_lerp(grads, buffers, group["momentum"])
-        update = orthogonalize(torch.stack(nesterov), group["ns_steps"], self.ns_dtype)
+        stacked = torch.stack(nesterov) if len(nesterov) > 1 else nesterov[0][None]
+        update = orthogonalize(stacked, group["ns_steps"], self.ns_dtype)
         if group["weight_decay"]:
             torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
         torch._foreach_add_(params, list(update.unbind()), alpha=-group["lr"] * scale)
