@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything, then runs the whole test suite (about 14 minutes on 2 CPU cores).
+# Installs everything, then runs the whole test suite (about 17 minutes on 2 CPU cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
