@@ -47,16 +47,15 @@ def _eval_mode(model: LanguageModel) -> Iterator[None]:
 
 
 @torch.no_grad()
-def _summed_loss(model: LanguageModel, logits_targets: Iterable[tuple[torch.Tensor, torch.Tensor]],
+def _summed_loss(model: LanguageModel, losses_targets: Iterable[tuple[torch.Tensor, torch.Tensor]],
                  ignore_index: int = -100) -> dict[str, float]:
-    """Cross-entropy summed over every target token but ``ignore_index`` (padding), with the model
-    in eval mode: ``loss`` per token, ``ppl``, ``tokens``, the sum itself (``loss_sum``) and
-    ``loss_stderr``, the standard error of ``loss`` from the spread of the loss over the windows
-    (rows of each chunk) it was measured on."""
+    """Per-token cross-entropies (with their targets) summed over every target but ``ignore_index``
+    (padding), with the model in eval mode: ``loss`` per token, ``ppl``, ``tokens``, the sum itself
+    (``loss_sum``) and ``loss_stderr``, the standard error of ``loss`` from the spread of the loss
+    over the windows (rows of each chunk) it was measured on."""
     sums, counts = [], []
     with _eval_mode(model):
-        for logits, y in logits_targets:
-            per_token = F.cross_entropy(_flat(logits), y.reshape(-1), ignore_index=ignore_index, reduction="none").view(y.shape)
+        for per_token, y in losses_targets:
             sums.append(per_token.sum(-1).double())
             counts.append((y != ignore_index).sum(-1).double())
     window_sum = torch.cat(sums) if sums else torch.zeros(0, dtype=torch.float64)
@@ -89,34 +88,35 @@ def lm_loss(model: LanguageModel, ids: np.ndarray, seq_len: int, streams: int = 
     """Loss per token of a language model reading ``ids`` (a sample of ``max_tokens``, when given) in
     consecutive windows of ``seq_len`` over ``streams`` parallel slices; an RNN carries its state
     from window to window. ``meter`` is told how many tokens each window scored."""
-    return _summed_loss(model, _lm_logits(model, ids, seq_len, streams, max_tokens, amp_dtype, meter))
+    return _summed_loss(model, _lm_losses(model, ids, seq_len, streams, max_tokens, amp_dtype, meter))
 
 
-def _lm_logits(model, ids, seq_len, streams, max_tokens, amp_dtype, meter) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _lm_losses(model, ids, seq_len, streams, max_tokens, amp_dtype, meter) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     carry, state, device = model.carries_state, None, model.device
     for x, y in eval_streams(ids, seq_len, streams, max_tokens):
         if meter:
             meter(y.numel())
         x, y = x.to(device), y.to(device)
         with autocast(device, amp_dtype):
-            logits, new_state = model(x, state if carry else None)
+            losses, new_state = model.token_losses(x, y, state if carry else None)
         state = model.detach_state(new_state) if carry else None
-        yield logits, y
+        yield losses, y
 
 
 def pair_loss(model: LanguageModel, data: PairData, max_tokens: int | None = None, amp_dtype: torch.dtype | None = None,
               batch_size: int = 64) -> dict[str, float]:
     """Teacher-forced loss per target token (``<eos>`` included) of an encoder–decoder over
     ``data`` (the first pairs holding about ``max_tokens`` target tokens, when given)."""
-    return _summed_loss(model, _pair_logits(model, data, max_tokens, amp_dtype, batch_size), ignore_index=PAD)
+    return _summed_loss(model, _pair_losses(model, data, max_tokens, amp_dtype, batch_size), ignore_index=PAD)
 
 
-def _pair_logits(model, data, max_tokens, amp_dtype, batch_size) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _pair_losses(model, data, max_tokens, amp_dtype, batch_size) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     device = model.device
     for batch in data.ordered_batches(batch_size, device, max_tokens):
         with autocast(device, amp_dtype):
             logits = model.forward_pairs(batch.src, batch.src_len, batch.tgt_in)
-        yield logits, batch.tgt_out
+        y = batch.tgt_out
+        yield F.cross_entropy(_flat(logits), y.reshape(-1), ignore_index=PAD, reduction="none").view(y.shape), y
 
 
 class LanguageModelObjective:
@@ -139,8 +139,8 @@ class LanguageModelObjective:
     def loss(self, model: LanguageModel, batch: tuple[torch.Tensor, torch.Tensor], amp_dtype: torch.dtype | None) -> torch.Tensor:
         x, y = batch
         with autocast(self.device, amp_dtype):
-            logits, _ = model(x, None)
-        return F.cross_entropy(_flat(logits), y.reshape(-1), ignore_index=PAD)
+            losses, _ = model.token_losses(x, y, None, ignore_index=PAD)
+        return losses.sum() / (y != PAD).sum().clamp(min=1)
 
     def evaluate(self, model: LanguageModel, max_tokens: int | None, amp_dtype: torch.dtype | None) -> dict[str, float]:
         return lm_loss(model, self.val_data, eval_window(model, self.seq_len), 16, max_tokens, amp_dtype)

@@ -262,6 +262,8 @@ def encode(run: Run, given: dict[str, Any], progress: PassProgress = NO_PROGRESS
         data = _encode_pairs(run, train_part, val_part) if corpus.mode == "pairs" else _encode_text(run, train_part, val_part)
     if not run.resumed:
         run.model.config.adjust_train_config(run.train, given, data.train)
+        if corpus.mode != "pairs":
+            run.model.learn_token_frequencies(data.train)
     if corpus.mode != "pairs":
         check_window(len(data.train), run.train.seq_len)
     return data

@@ -32,6 +32,7 @@ from .decoding import DecodingSetup, GenerationConfig
 from .errors import XuxieError, XuxieWarning, check_numbers
 from .fileio import atomic_write_text
 from .models import LanguageModel
+from .models.heads import AdaptiveHead
 from .objectives import objective_for, pair_loss
 from .optim import Muon, Optimizers
 from .threads import threads_scope
@@ -266,10 +267,10 @@ def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.Opt
 
 def hidden_matrices(model: torch.nn.Module) -> list[torch.Tensor]:
     """The weight matrices between the input embedding and the output layer (what Muon is for):
-    every 2-D parameter except embeddings' and the layer that gives the logits (a Linear to the
-    vocabulary), tied or not."""
+    every 2-D parameter except embeddings' and the layers that give the logits (a Linear to the
+    vocabulary, tied or not, or an adaptive softmax)."""
     vocab = getattr(model.config, "vocab_size", None)
-    outer = {id(p) for m in model.modules() if isinstance(m, torch.nn.Embedding) or
+    outer = {id(p) for m in model.modules() if isinstance(m, (torch.nn.Embedding, AdaptiveHead)) or
              (isinstance(m, torch.nn.Linear) and m.out_features == vocab) for p in m.parameters()}
     return [p for p in model.parameters() if p.dim() == 2 and id(p) not in outer]
 
@@ -309,7 +310,8 @@ class Trainer:
         #: the training forward pass: the loss of a batch, wrapped in DistributedDataParallel under torchrun
         self.train_forward: torch.nn.Module = _BatchLoss(model, self.objective, self.amp_dtype)
         if self.world > 1:
-            self.train_forward = torch.nn.parallel.DistributedDataParallel(self.train_forward)
+            self.train_forward = torch.nn.parallel.DistributedDataParallel(
+                self.train_forward, find_unused_parameters=not model.uses_every_parameter)
         self.state = TrainState()
         self.callbacks: list[Callback] = cbs.with_schedule_callbacks(callbacks or [], config)
         self.improved = False  # whether the latest evaluation is the best so far

@@ -9,6 +9,7 @@ from collections.abc import Collection
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import XuxieError
@@ -61,6 +62,26 @@ class LanguageModel(nn.Module):
     def step(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         logits, state = self(ids[:, None], state)
         return logits[:, -1], state
+
+    def token_losses(self, ids: torch.Tensor, targets: torch.Tensor, state: Any = None,
+                     ignore_index: int = -100) -> tuple[torch.Tensor, Any]:
+        """The cross-entropy of each of ``targets`` (shaped like it; 0 at ``ignore_index``) after
+        ``ids``, and the state: what training and evaluation read (an output layer that need not
+        compute every logit, like the adaptive softmax, overrides it)."""
+        logits, state = self(ids, state)
+        losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                 ignore_index=ignore_index, reduction="none")
+        return losses.view(targets.shape), state
+
+    @property
+    def uses_every_parameter(self) -> bool:
+        """False when a training step may leave some parameters out (an adaptive softmax's tail
+        that no target of the batch falls in): DistributedDataParallel must then look for them."""
+        return True
+
+    def learn_token_frequencies(self, train_ids: Any) -> None:
+        """Called once before a new model trains, with its training ids (an output layer that
+        orders tokens by frequency learns it here)."""
 
     def prefill(self, ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """``forward`` over a prompt, returning a state ``step`` can continue (a KV cache is only

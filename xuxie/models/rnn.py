@@ -7,13 +7,15 @@ hidden state, so generating N tokens costs N single-token steps.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..errors import XuxieError
 from .base import LanguageModel, ModelConfig, register
+from .heads import AdaptiveHead, auto_cutoffs, check_cutoffs
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -29,8 +31,19 @@ class RNNConfig(ModelConfig):
     embed_dim: int | None = None  # None: same as hidden_size
     dropout: float = 0.0
     tie_weights: bool = False
+    # Adaptive softmax cluster boundaries (frequency ranks); [] is the full softmax; None: chosen
+    # from the vocabulary size (heads.auto_cutoffs), the full softmax for a tied output layer.
+    softmax_cutoffs: list[int] | None = None
+
+    saved_before: ClassVar[dict[str, Any]] = {"softmax_cutoffs": []}
 
     def __post_init__(self) -> None:
+        if self.softmax_cutoffs is None:
+            self.softmax_cutoffs = [] if self.tie_weights else auto_cutoffs(self.vocab_size, self.hidden_size)
+        self.softmax_cutoffs = list(self.softmax_cutoffs)
+        check_cutoffs(self.softmax_cutoffs, self.vocab_size, self.hidden_size)
+        if self.tie_weights and self.softmax_cutoffs:
+            raise XuxieError("a tied output layer is a full softmax: give no softmax cutoffs with tie_weights")
         if self.cell not in _CELLS:
             raise XuxieError(f"unknown recurrent cell '{self.cell}'; choose one of: {', '.join(_CELLS)}")
         if self.hidden_size < 1 or self.num_layers < 1 or (self.embed_dim is not None and self.embed_dim < 1):
@@ -53,7 +66,8 @@ class RNNLanguageModel(LanguageModel):
                                   dropout=c.dropout if c.num_layers > 1 else 0.0)
         # Weight tying needs the output layer to read vectors of the embedding's size.
         self.proj = nn.Linear(c.hidden_size, emb, bias=False) if c.tie_weights and emb != c.hidden_size else None
-        self.head = nn.Linear(emb if c.tie_weights else c.hidden_size, c.vocab_size)
+        head_in = emb if c.tie_weights else c.hidden_size
+        self.head = AdaptiveHead(head_in, c.vocab_size, c.softmax_cutoffs) if c.softmax_cutoffs else nn.Linear(head_in, c.vocab_size)
         if c.tie_weights:
             self.head.weight = self.embed.weight
         self._init()
@@ -65,13 +79,39 @@ class RNNLanguageModel(LanguageModel):
         if self.config.tie_weights:
             nn.init.normal_(self.embed.weight, std=self.embed.weight.shape[1] ** -0.5)
 
+    @property
+    def adaptive(self) -> bool:
+        return isinstance(self.head, AdaptiveHead)
+
+    @property
+    def uses_every_parameter(self) -> bool:
+        return not self.adaptive
+
     def forward(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        hidden, state = self._hidden(ids, state)
+        return self._logits(hidden), state
+
+    def token_losses(self, ids: torch.Tensor, targets: torch.Tensor, state: Any = None,
+                     ignore_index: int = -100) -> tuple[torch.Tensor, Any]:
+        if not self.adaptive:
+            return super().token_losses(ids, targets, state, ignore_index)
+        hidden, state = self._hidden(ids, state)
+        return self.head.token_losses(hidden, targets, ignore_index), state
+
+    def learn_token_frequencies(self, train_ids: np.ndarray) -> None:
+        if self.adaptive:
+            self.head.learn_ranks(train_ids)
+
+    def _hidden(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        """What the output layer reads, and the new state."""
         x = self.drop(self.embed(ids))
         out, state = self.rnn(x, state)
         out = self.drop(out)
-        if self.proj is not None:
-            out = self.proj(out)
-        return self.head(out), state
+        return (self.proj(out) if self.proj is not None else out), state
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits (log-probabilities, for the adaptive softmax) over the vocabulary."""
+        return self.head.log_probs(hidden) if self.adaptive else self.head(hidden)
 
     def step(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
         if torch.is_grad_enabled() or (self.training and self.config.dropout > 0):
@@ -133,8 +173,7 @@ class RNNLanguageModel(LanguageModel):
                 h = torch.addmm(gx, h, w_hh.t()).tanh()
             new_h.append(h)
             x = h
-        out = self.proj(x) if self.proj is not None else x
-        logits = self.head(out)
+        logits = self._logits(self.proj(x) if self.proj is not None else x)
         hn = torch.stack(new_h)
         return logits, ((hn, torch.stack(new_c)) if cell == "lstm" else hn)
 
