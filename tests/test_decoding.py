@@ -174,3 +174,15 @@ def test_assembler_holds_back_possible_stop_prefix(tg):
     a.push(tok.encode("D")[0])
     assert a.done and a.text == "abc"
     assert shown + a.release() == "abc"
+
+
+def test_sample_draws_what_torch_multinomial_draws():
+    """Our sampler skips multinomial's input checks but must draw the same tokens from the same seed."""
+    from xuxie.decoding import sample
+
+    torch.manual_seed(0)
+    for seed in range(10):
+        probs = torch.rand(4, 300) ** 4
+        probs /= probs.sum(-1, keepdim=True)
+        expected = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(seed))[:, 0]
+        assert torch.equal(sample(probs, torch.Generator().manual_seed(seed)), expected)

@@ -35,6 +35,7 @@ from .decoding import (
     _make_generator,
     apply_processors,
     build_processors,
+    sample,
 )
 from .errors import XuxieError
 from .threads import available_cores, requested_threads, threads_for
@@ -205,7 +206,7 @@ class Job:
         if self.generator is None:
             tokens = scores.argmax(-1)
         else:
-            tokens = torch.multinomial(scores.softmax(-1), 1, generator=self.generator)[:, 0]
+            tokens = sample(scores.softmax(-1), self.generator)
         eos = self.setup.eos_id
         if eos is not None and any(s.done for s in self.sequences):  # a finished row goes on writing <eos>
             ended = torch.tensor([s.done for s in self.sequences], device=tokens.device)

@@ -137,6 +137,25 @@ class RNNLanguageModel(LanguageModel):
             self._table_key = key
         return self._table
 
+    def _recurrent_weights(self, layer: int) -> torch.Tensor:
+        """``W_hh`` of ``layer`` laid out one (hidden, hidden) block per gate, transposed and
+        contiguous: a step's ``h @ W_hh^T`` is then one batched product, which spreads over the
+        threads where MKL's single matrix–vector product does not (4 MB for 512 units: 28 µs on
+        2 threads vs 54 µs, measured), and reads each gate's block in its best order."""
+        w = getattr(self.rnn, f"weight_hh_l{layer}")
+        cache = self.__dict__.setdefault("_hh_blocks", {})
+        key = (w._version, w.data_ptr(), w.dtype)
+        if cache.get(layer, (None,))[0] != key:
+            gates = w.shape[0] // w.shape[1]
+            cache[layer] = (key, w.detach().view(gates, w.shape[1], w.shape[1]).transpose(1, 2).contiguous())
+        return cache[layer][1]
+
+    def _recurrent(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """``h @ W_hh^T`` (batch, gates × hidden), one product per gate."""
+        blocks = self._recurrent_weights(layer)
+        out = torch.bmm(h.unsqueeze(0).expand(blocks.shape[0], -1, -1), blocks)  # (gates, batch, hidden)
+        return out.transpose(0, 1).reshape(h.shape[0], -1)
+
     def _fast_step(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         rnn, cell = self.rnn, self.config.cell
         L, H, B = rnn.num_layers, rnn.hidden_size, ids.shape[0]
@@ -148,7 +167,6 @@ class RNNLanguageModel(LanguageModel):
         x = None
         for layer in range(L):
             h = hs[layer]
-            w_hh = getattr(rnn, f"weight_hh_l{layer}")
             b_hh = getattr(rnn, f"bias_hh_l{layer}")
             if layer == 0:
                 gx = self._input_table()[ids]
@@ -156,21 +174,22 @@ class RNNLanguageModel(LanguageModel):
                 gx = torch.addmm(getattr(rnn, f"bias_ih_l{layer}"), x, getattr(rnn, f"weight_ih_l{layer}").t())
                 if cell != "gru":
                     gx = gx + b_hh
+            gh = self._recurrent(layer, h)
             if cell == "lstm":
-                gates = gx.addmm_(h, w_hh.t()) if layer else torch.addmm(gx, h, w_hh.t())
+                gates = gx + gh
                 s = gates.sigmoid()
                 i, f, o = s[:, :H], s[:, H:2 * H], s[:, 3 * H:]
                 c = torch.addcmul(f * cs[layer], i, gates[:, 2 * H:3 * H].tanh())
                 h = o * c.tanh()
                 new_c.append(c)
             elif cell == "gru":
-                gh = torch.addmm(b_hh, h, w_hh.t())
+                gh = gh + b_hh
                 rz = (gx[:, :2 * H] + gh[:, :2 * H]).sigmoid()
                 r, z = rz[:, :H], rz[:, H:]
                 n = torch.addcmul(gx[:, 2 * H:], r, gh[:, 2 * H:]).tanh()
                 h = torch.addcmul(n, z, h - n)
             else:
-                h = torch.addmm(gx, h, w_hh.t()).tanh()
+                h = (gx + gh).tanh()
             new_h.append(h)
             x = h
         logits = self._logits(self.proj(x) if self.proj is not None else x)
