@@ -138,10 +138,7 @@ class RNNLanguageModel(LanguageModel):
         return self._table
 
     def _recurrent_weights(self, layer: int) -> torch.Tensor:
-        """``W_hh`` of ``layer`` laid out one (hidden, hidden) block per gate, transposed and
-        contiguous: a step's ``h @ W_hh^T`` is then one batched product, which spreads over the
-        threads where MKL's single matrix–vector product does not (4 MB for 512 units: 28 µs on
-        2 threads vs 54 µs, measured), and reads each gate's block in its best order."""
+        """``W_hh`` of ``layer`` as one (hidden, hidden) block per gate, transposed and contiguous."""
         w = getattr(self.rnn, f"weight_hh_l{layer}")
         cache = self.__dict__.setdefault("_hh_blocks", {})
         key = (w._version, w.data_ptr(), w.dtype)
@@ -151,7 +148,13 @@ class RNNLanguageModel(LanguageModel):
         return cache[layer][1]
 
     def _recurrent(self, layer: int, h: torch.Tensor) -> torch.Tensor:
-        """``h @ W_hh^T`` (batch, gates × hidden), one product per gate."""
+        """``h @ W_hh^T`` (batch, gates × hidden). On several threads as one batched product of a
+        block per gate: MKL runs a few rows' single product on one thread, the batched one spreads
+        (512 units, 1 row: 31 µs on 2 threads vs 57; 4 rows: 135 vs 182); on one thread the single
+        product is the faster (57 vs 61; 180 vs 233; measured, AMD EPYC Zen 4)."""
+        w = getattr(self.rnn, f"weight_hh_l{layer}")
+        if torch.get_num_threads() == 1:
+            return h @ w.t()
         blocks = self._recurrent_weights(layer)
         out = torch.bmm(h.unsqueeze(0).expand(blocks.shape[0], -1, -1), blocks)  # (gates, batch, hidden)
         return out.transpose(0, 1).reshape(h.shape[0], -1)
