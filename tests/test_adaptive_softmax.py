@@ -135,3 +135,33 @@ def test_muon_leaves_the_adaptive_softmax_to_adamw():
     matrices = hidden_matrices(model)
     assert matrices and not head.intersection(map(id, matrices))
     assert not model.uses_every_parameter  # DistributedDataParallel must look for unused tails
+
+
+@pytest.mark.parametrize("flag, phrase", [
+    (["--softmax-cutoffs", "lots"], "--softmax-cutoffs takes 'auto', 'full'"),
+    (["--softmax-cutoffs", "50,10"], "increasing"),
+    (["--softmax-cutoffs", "10", "--arch", "transformer"], "--softmax-cutoffs is for --arch lstm"),
+])
+def test_cli_refuses_bad_cutoffs(tmp_path, shakespeare_text, flag, phrase):
+    from conftest import assert_clear_error, run
+
+    corpus = tmp_path / "t.txt"
+    corpus.write_text(shakespeare_text[:5000], encoding="utf-8")
+    result = run("train", str(corpus), "--out", str(tmp_path / "m"), "--steps", "1", *flag)
+    assert_clear_error(result, phrase)
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_cutoffs_reach_the_model(tmp_path, shakespeare_text):
+    import json
+
+    from conftest import run
+
+    corpus = tmp_path / "t.txt"
+    corpus.write_text(shakespeare_text[:20_000], encoding="utf-8")
+    for value, expected in (("20", [20]), ("full", [])):
+        out = tmp_path / value
+        result = run("train", str(corpus), "--out", str(out), "--steps", "2", "--hidden-size", "16", "--seq-len", "16",
+                     "--batch-size", "4", "--softmax-cutoffs", value, "--preview-length", "0")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads((out / "config.json").read_text())["model"]["softmax_cutoffs"] == expected

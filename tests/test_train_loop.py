@@ -114,3 +114,22 @@ def test_training_windows_come_from_a_compact_id_array():
     starts = torch.randint(0, len(ids) - 16, (4,), generator=torch.Generator().manual_seed(3))
     expected = torch.stack([torch.from_numpy(ids[s:s + 17].astype(np.int64)) for s in starts.tolist()])
     assert x.dtype == torch.int64 and torch.equal(x, expected[:, :-1]) and torch.equal(y, expected[:, 1:])
+
+
+def test_final_figures_describe_the_saved_weights(tmp_path, shakespeare_text):
+    """A run whose last evaluation is worse than its best saves the best weights as the model;
+    its final figures must score those weights (and say which step they are from), not the last."""
+    from xuxie import TextGenerator
+    from xuxie.objectives import lm_loss
+
+    # 8k characters, 30 epochs of them: the model learns them by heart and gets worse on the rest
+    tg = TextGenerator.train(shakespeare_text[:8000], out=tmp_path / "m", steps=300, seq_len=32, batch_size=24,
+                             lr=1e-2, eval_interval=30, preview_length=0, progress=False, model_options={"hidden_size": 256})
+    r = tg.config["results"]
+    records = [json.loads(line) for line in (tmp_path / "m" / "log.jsonl").read_text().splitlines()]
+    last = [e for e in records if "val_loss" in e and e.get("event") != "end"][-1]  # the last evaluation
+    assert r["best_step"] < r["steps"] == last["step"], r  # the premise: the last weights are not the best
+    assert r["final_val_step"] == r["best_step"]
+    # the whole (small) validation split is every evaluation's: the final fp32 figure is the best's
+    assert abs(r["final_val_loss"] - r["best_val_loss"]) < 0.02, r
+    assert last["val_loss"] > r["final_val_loss"] + 0.05, (last, r)

@@ -141,7 +141,7 @@ replaces only a model xuxie wrote, and only xuxie's files in it.
 # Each family's model flags: a train parameter → the field of the family's config it sets (lstm,
 # gru and rnn: _RNN_FLAGS). Defaults in the help are read from the families' configs (xuxie/defaults.py).
 _RNN_FLAGS = {"hidden_size": "hidden_size", "layers": "num_layers", "embed_dim": "embed_dim", "dropout": "dropout",
-              "tie_weights": "tie_weights"}
+              "tie_weights": "tie_weights", "softmax_cutoffs": "softmax_cutoffs"}
 _FAMILY_FLAGS = {
     "attention-rnn": {"hidden_size": "hidden_size", "layers": "num_layers", "embed_dim": "embed_dim", "window": "window",
                       "dropout": "dropout", "bidirectional": "bidirectional"},
@@ -154,11 +154,12 @@ _FAMILY_FLAGS = {
 _SEQ2SEQ_ONLY = ("cell", "attention", "input_feeding", "teacher_forcing", "max_source_len", "max_target_len")
 #: flags of other families an architecture refuses, and what it says (None: lstm, gru, rnn)
 _REFUSED: dict[str | None, list[tuple[tuple[str, ...], str]]] = {
-    "transformer": [(("embed_dim",), "--embed-dim is for RNNs; a transformer's embedding is its width (--hidden-size)")],
-    "seq2seq": [(("preset", "heads", "context", "positions", "window", "tie_weights"),
-                 "--preset, --heads, --context, --positions, --window and --tie-weights do not apply to seq2seq")],
-    "attention-rnn": [(("preset", "heads", "context", "positions", "tie_weights"),
-                       "--preset, --heads, --context, --positions and --tie-weights do not apply to attention-rnn")],
+    "transformer": [(("embed_dim",), "--embed-dim is for RNNs; a transformer's embedding is its width (--hidden-size)"),
+                    (("softmax_cutoffs",), "--softmax-cutoffs is for --arch lstm, gru and rnn")],
+    "seq2seq": [(("preset", "heads", "context", "positions", "window", "tie_weights", "softmax_cutoffs"),
+                 "--preset, --heads, --context, --positions, --window, --tie-weights and --softmax-cutoffs do not apply to seq2seq")],
+    "attention-rnn": [(("preset", "heads", "context", "positions", "tie_weights", "softmax_cutoffs"),
+                       "--preset, --heads, --context, --positions, --tie-weights and --softmax-cutoffs do not apply to attention-rnn")],
     None: [(("window", "bidirectional"), "--window and --bidirectional are attention-rnn/seq2seq options; add --arch attention-rnn or "
                                          "--arch seq2seq"),
            (("preset", "heads", "context", "positions"), "--preset, --heads, --context and --positions are transformer options; add "
@@ -174,7 +175,8 @@ _TRAIN_FLAGS = {"seq_len": "seq_len", "batch_size": "batch_size", "grad_accum": 
 def _model_options(arch: str, params: dict[str, Any]) -> dict[str, Any]:
     """The model options ``arch`` takes from the train command's ``params`` (``None``: not given),
     named as its config names them; a flag of another family is an error."""
-    flags = {**params, "tie_weights": params["tie_weights"] or None}  # a switch: given only when on
+    flags = {**params, "tie_weights": params["tie_weights"] or None,  # a switch: given only when on
+             "softmax_cutoffs": _cutoffs(params["softmax_cutoffs"])}
     seq2seq_only = [name for name in _SEQ2SEQ_ONLY if flags[name] is not None]
     if arch != "seq2seq" and seq2seq_only:
         raise XuxieError(f"{', '.join('--' + name.replace('_', '-') for name in seq2seq_only)}: seq2seq options; add --arch seq2seq")
@@ -182,6 +184,18 @@ def _model_options(arch: str, params: dict[str, Any]) -> dict[str, Any]:
         if any(flags[name] is not None for name in names):
             raise XuxieError(message)
     return {field: flags[flag] for flag, field in _FAMILY_FLAGS.get(arch, _RNN_FLAGS).items()}
+
+
+def _cutoffs(value: str | None) -> list[int] | None:
+    """``--softmax-cutoffs``: ``full`` → [], ``auto`` → None (chosen from the vocabulary), ``2000,8000`` → [2000, 8000]."""
+    if value is None or value.strip().lower() == "auto":
+        return None
+    if value.strip().lower() == "full":
+        return []
+    try:
+        return [int(part) for part in value.split(",")]
+    except ValueError:
+        raise XuxieError(f"--softmax-cutoffs takes 'auto', 'full' or increasing token counts like 2000,8000; got {value!r}") from None
 
 
 def _model_help(flag: str, unset: str = "") -> str:
@@ -328,6 +342,9 @@ def train(
     embed_dim: Annotated[int | None, typer.Option(help=f"Embedding size ({_model_help('embed_dim', 'the hidden size')}).")] = None,
     dropout: Annotated[float | None, typer.Option(help=f"Dropout ({_model_help('dropout')}).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
+    softmax_cutoffs: Annotated[str | None, typer.Option(
+        help="LSTM/GRU/RNN output layer: adaptive softmax cluster boundaries by frequency rank, like 2000,8000; 'full' for "
+             "the full softmax (default auto: adaptive from 2,000 tokens, shortlist ~10%, clusters 4x larger each).")] = None,
     seq_len: Annotated[int | None, typer.Option(help=f"Training window length in tokens ({train_default('seq_len')}).")] = None,
     batch_size: Annotated[int | None, typer.Option(help=f"Windows per batch ({train_default('batch_size')}).")] = None,
     grad_accum: Annotated[int | None, typer.Option(help=f"Micro-batches per optimiser step ({train_default('grad_accum')}).")] = None,

@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -566,8 +566,12 @@ class Trainer:
         s = self.state
         if s.last_eval_step != s.step:
             self._call("on_evaluate", self._evaluate())
+        with self._saved_weights() as step:
+            val = self._val_metrics(final=True)
         final: dict[str, Any] = {"step": s.step, "elapsed": round(s.elapsed, 2), "tokens": s.tokens,
-                                 "tokens_per_s": round(self.tokens_per_second, 1), **self._val_metrics(final=True)}
+                                 "tokens_per_s": round(self.tokens_per_second, 1), **val}
+        if val:
+            final["val_step"] = step
         self.final_metrics = final
         s.finished = True
         if self._stop_reason:
@@ -575,6 +579,24 @@ class Trainer:
         self._call("on_train_end", final)
         distributed.barrier()  # the model directory is whole before any process reads it
         return final
+
+    @contextlib.contextmanager
+    def _saved_weights(self) -> Iterator[int]:
+        """For the block, the model holds the weights its directory keeps as the model
+        (``model.safetensors``: those of the best evaluation), so the final figures describe the
+        model the user gets, not an overfitted last step; yields their step. Then its own again."""
+        s = self.state
+        path = self.out_dir / ckpt.WEIGHTS if self.out_dir is not None else None
+        if (path is None or self.val_ids is None or math.isinf(s.best_val) or s.best_step == s.step
+                or not distributed.is_main() or not path.exists()):
+            yield s.step
+            return
+        own = {k: v.clone() for k, v in self.model.state_dict().items()}
+        ckpt.load_weights(self.model, path)
+        try:
+            yield s.best_step
+        finally:
+            self.model.load_state_dict(own)
 
     def _call(self, event: str, *args: Any) -> None:
         main = distributed.is_main()

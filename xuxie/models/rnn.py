@@ -38,12 +38,17 @@ class RNNConfig(ModelConfig):
     saved_before: ClassVar[dict[str, Any]] = {"softmax_cutoffs": []}
 
     def __post_init__(self) -> None:
+        if self.softmax_cutoffs is not None:
+            self.softmax_cutoffs = list(self.softmax_cutoffs)
+            check_cutoffs(self.softmax_cutoffs, self.vocab_size, self.hidden_size)
+            if self.tie_weights and self.softmax_cutoffs:
+                raise XuxieError("a tied output layer is a full softmax: give no softmax cutoffs with tie_weights")
+
+    def resolve_cutoffs(self) -> list[int]:
+        """Settle the automatic cutoffs for this vocabulary (saved so, a later rule cannot change a model)."""
         if self.softmax_cutoffs is None:
             self.softmax_cutoffs = [] if self.tie_weights else auto_cutoffs(self.vocab_size, self.hidden_size)
-        self.softmax_cutoffs = list(self.softmax_cutoffs)
-        check_cutoffs(self.softmax_cutoffs, self.vocab_size, self.hidden_size)
-        if self.tie_weights and self.softmax_cutoffs:
-            raise XuxieError("a tied output layer is a full softmax: give no softmax cutoffs with tie_weights")
+        return self.softmax_cutoffs
         if self.cell not in _CELLS:
             raise XuxieError(f"unknown recurrent cell '{self.cell}'; choose one of: {', '.join(_CELLS)}")
         if self.hidden_size < 1 or self.num_layers < 1 or (self.embed_dim is not None and self.embed_dim < 1):
@@ -67,7 +72,8 @@ class RNNLanguageModel(LanguageModel):
         # Weight tying needs the output layer to read vectors of the embedding's size.
         self.proj = nn.Linear(c.hidden_size, emb, bias=False) if c.tie_weights and emb != c.hidden_size else None
         head_in = emb if c.tie_weights else c.hidden_size
-        self.head = AdaptiveHead(head_in, c.vocab_size, c.softmax_cutoffs) if c.softmax_cutoffs else nn.Linear(head_in, c.vocab_size)
+        cutoffs = c.resolve_cutoffs()
+        self.head = AdaptiveHead(head_in, c.vocab_size, cutoffs) if cutoffs else nn.Linear(head_in, c.vocab_size)
         if c.tie_weights:
             self.head.weight = self.embed.weight
         self._init()

@@ -171,7 +171,7 @@ def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
     # GPT-NeoX / Llama "rotate half" layout, so an export maps weights one to one.
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
-    return x * cos + rotated * sin
+    return torch.addcmul(x * cos, rotated, sin)
 
 
 class Block(nn.Module):
@@ -192,13 +192,13 @@ class Block(nn.Module):
     def qkv(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries, keys and values, each (B, heads, T, head_dim), with rotary ``rope`` (cos, sin) applied."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
+        qkv = self.c_attn(self.ln_1(x)).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
+        qk, v = qkv[:2], qkv[2]  # queries and keys are normed and rotated together: half the ops
         if self.qk_norm:
-            q, k = F.rms_norm(q, (self.head_dim,)), F.rms_norm(k, (self.head_dim,))
+            qk = F.rms_norm(qk, (self.head_dim,))
         if rope is not None:
-            cos, sin = rope[0].to(q.dtype), rope[1].to(q.dtype)
-            q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
-        return q, k, v
+            qk = _apply_rope(qk, rope[0].to(qk.dtype), rope[1].to(qk.dtype))
+        return qk[0], qk[1], v
 
     def finish(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         B, H, T, D = y.shape
