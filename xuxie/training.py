@@ -295,8 +295,8 @@ class Trainer:
         self.val_ids = self.objective.val_data  # None: no validation text
         #: source→target pairs (an encoder–decoder) rather than one stream of text
         self.pairs = self.objective.answers_input
-        # Characters per token of the validation text, for bits per character.
-        self.chars_per_token = (val_chars / max(self.objective.val_tokens, 1)) if (val_chars and self.val_ids is not None) else 1.0
+        # Tokens per character of the validation text: bits per character = bits per token × this.
+        self.tokens_per_char = (self.objective.val_tokens / val_chars) if (val_chars and self.val_ids is not None) else 1.0
         #: the input the sample previews answer (encoder–decoder models)
         self.preview_input: str | None = None
         self.optimizer = make_optimizer(model, config)
@@ -405,7 +405,7 @@ class Trainer:
         s = self.state
         return {"steps": s.step, "tokens": s.tokens, "seconds": round(s.elapsed, 1),
                 "best_val_loss": None if math.isinf(s.best_val) else round(s.best_val, 5),
-                "best_val_bpc": None if math.isinf(s.best_val) else round(s.best_val * self.chars_per_token / LN2, 5),
+                "best_val_bpc": None if math.isinf(s.best_val) else round(s.best_val * self.tokens_per_char / LN2, 5),
                 "best_step": s.best_step, "tokens_per_s": round(self.tokens_per_second, 1),
                 "precision": "bf16" if self.amp_dtype == torch.bfloat16 else "fp32",
                 **{f"final_{k}": v if v is None or isinstance(v, int) else round(v, 5)
@@ -419,7 +419,7 @@ class Trainer:
     def evaluate(self, max_tokens: int | None = None, amp: bool = True) -> dict[str, float]:
         """The objective's validation loss (``loss``, ``ppl``, ``tokens``) and ``bpc``."""
         r = self.objective.evaluate(self.model, max_tokens, self.amp_dtype if amp else None)
-        return {**r, "bpc": r["loss"] * self.chars_per_token / LN2}
+        return {**r, "bpc": r["loss"] * self.tokens_per_char / LN2}
 
     def _val_metrics(self, final: bool) -> dict[str, Any]:
         """Validation figures for a metrics dict: during training on a fixed sample of ``eval_tokens``
