@@ -38,6 +38,12 @@ class RNNConfig(ModelConfig):
     saved_before: ClassVar[dict[str, Any]] = {"softmax_cutoffs": []}
 
     def __post_init__(self) -> None:
+        if self.cell not in _CELLS:
+            raise XuxieError(f"unknown recurrent cell '{self.cell}'; choose one of: {', '.join(_CELLS)}")
+        if self.hidden_size < 1 or self.num_layers < 1 or (self.embed_dim is not None and self.embed_dim < 1):
+            raise XuxieError("hidden size, layers and embedding size must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise XuxieError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.softmax_cutoffs is not None:
             self.softmax_cutoffs = list(self.softmax_cutoffs)
             check_cutoffs(self.softmax_cutoffs, self.vocab_size, self.hidden_size)
@@ -49,12 +55,6 @@ class RNNConfig(ModelConfig):
         if self.softmax_cutoffs is None:
             self.softmax_cutoffs = [] if self.tie_weights else auto_cutoffs(self.vocab_size, self.hidden_size)
         return self.softmax_cutoffs
-        if self.cell not in _CELLS:
-            raise XuxieError(f"unknown recurrent cell '{self.cell}'; choose one of: {', '.join(_CELLS)}")
-        if self.hidden_size < 1 or self.num_layers < 1 or (self.embed_dim is not None and self.embed_dim < 1):
-            raise XuxieError("hidden size, layers and embedding size must be at least 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise XuxieError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
 class RNNLanguageModel(LanguageModel):
