@@ -186,3 +186,13 @@ def test_sample_draws_what_torch_multinomial_draws():
         probs /= probs.sum(-1, keepdim=True)
         expected = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(seed))[:, 0]
         assert torch.equal(sample(probs, torch.Generator().manual_seed(seed)), expected)
+
+
+def test_sample_refuses_a_row_with_nothing_left():
+    from xuxie.decoding import sample
+    from xuxie.errors import XuxieError
+
+    probs = torch.full((2, 5), 0.2)
+    probs[1] = float("nan")  # softmax of a row whose every score was -inf
+    with pytest.raises(XuxieError, match="no token is left"):
+        sample(probs, torch.Generator().manual_seed(0))

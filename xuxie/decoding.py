@@ -305,7 +305,10 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     so the same generator gives the same tokens — without its input checks, which cost as
     much as the draw (a third of a batch-1 step around a small model's, measured)."""
     noise = torch.empty_like(probs).exponential_(1, generator=generator)
-    return probs.div(noise).argmax(-1)
+    best, tokens = probs.div(noise).max(-1)
+    if not bool((best > 0).all()):  # NaN or 0: every token of a row was banned
+        raise XuxieError("no token is left to sample from: the logits processors or settings banned every one")
+    return tokens
 
 
 def _make_generator(device: torch.device, seed: int | None) -> torch.Generator:
