@@ -12,7 +12,7 @@ import torch
 
 from xuxie.errors import XuxieError
 from xuxie.models import build_model, model_from_config
-from xuxie.models.heads import ADAPTIVE_MIN_VOCAB, auto_cutoffs
+from xuxie.models.heads import ADAPTIVE_DROPOUT, ADAPTIVE_MIN_VOCAB, auto_cutoffs
 
 VOCAB = 3000
 
@@ -38,6 +38,14 @@ def test_default_cutoffs_follow_the_vocabulary_size():
     assert build_model("lstm", 100).config.softmax_cutoffs == []
     assert build_model("lstm", 20000, hidden_size=64).config.softmax_cutoffs == [2000, 8000]
     assert build_model("lstm", 20000, hidden_size=8, tie_weights=True).config.softmax_cutoffs == []
+
+
+def test_large_vocabularies_get_dropout_unless_told():
+    """The adaptive softmax's models overfit within minutes (README): they default to dropout."""
+    assert build_model("lstm", 100).config.dropout == 0.0
+    assert build_model("lstm", 20000, hidden_size=64).config.dropout == ADAPTIVE_DROPOUT
+    assert build_model("lstm", 20000, hidden_size=64, dropout=0.0).config.dropout == 0.0
+    assert build_model("lstm", 20000, hidden_size=64, softmax_cutoffs=[]).config.dropout == 0.0
 
 
 @pytest.mark.parametrize("arch", ["lstm", "gru", "rnn"])

@@ -49,7 +49,8 @@ def test_lstm_learns_hongloumeng(tmp_path):
     r = cfg["results"]
     print("hongloumeng:", r)
     assert cfg["corpus"]["encodings"] == ["utf-8"]
-    # Measured 4.281 nats/char after 150 steps with the adaptive softmax (4.374 with the full one);
+    # Measured 4.388 nats/char after 150 steps with the adaptive softmax and its dropout 0.25 (4.281
+    # without dropout, 4.374 with the full softmax);
     # a unigram model scores ≈ 5.9.
     assert r["final_val_loss"] < 4.6
     tg = TextGenerator.load(tmp_path / "hlm")

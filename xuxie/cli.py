@@ -340,7 +340,8 @@ def train(
     max_target_len: Annotated[int | None, typer.Option(
         help=f"seq2seq: tokens per answer, <eos> included ({_model_help('max_target_len')}; longer targets are cut).")] = None,
     embed_dim: Annotated[int | None, typer.Option(help=f"Embedding size ({_model_help('embed_dim', 'the hidden size')}).")] = None,
-    dropout: Annotated[float | None, typer.Option(help=f"Dropout ({_model_help('dropout')}).")] = None,
+    dropout: Annotated[float | None, typer.Option(
+        help=f"Dropout ({_model_help('dropout', '0.25 with the adaptive softmax, else 0')}).")] = None,
     tie_weights: Annotated[bool, typer.Option("--tie-weights", help="Share the embedding with the output layer.")] = False,
     softmax_cutoffs: Annotated[str | None, typer.Option(
         help="LSTM/GRU/RNN output layer: adaptive softmax cluster boundaries by frequency rank, like 2000,8000; 'full' for "

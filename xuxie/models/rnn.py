@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import XuxieError
 from .base import LanguageModel, ModelConfig, register
-from .heads import AdaptiveHead, auto_cutoffs, check_cutoffs
+from .heads import ADAPTIVE_DROPOUT, AdaptiveHead, auto_cutoffs, check_cutoffs
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -29,7 +29,7 @@ class RNNConfig(ModelConfig):
     hidden_size: int = 512
     num_layers: int = 1
     embed_dim: int | None = None  # None: same as hidden_size
-    dropout: float = 0.0
+    dropout: float | None = None  # None: ADAPTIVE_DROPOUT with the adaptive softmax, else 0
     tie_weights: bool = False
     # Adaptive softmax cluster boundaries (frequency ranks); [] is the full softmax; None: chosen
     # from the vocabulary size (heads.auto_cutoffs), the full softmax for a tied output layer.
@@ -42,7 +42,7 @@ class RNNConfig(ModelConfig):
             raise XuxieError(f"unknown recurrent cell '{self.cell}'; choose one of: {', '.join(_CELLS)}")
         if self.hidden_size < 1 or self.num_layers < 1 or (self.embed_dim is not None and self.embed_dim < 1):
             raise XuxieError("hidden size, layers and embedding size must be at least 1")
-        if not 0.0 <= self.dropout < 1.0:
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
             raise XuxieError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.softmax_cutoffs is not None:
             self.softmax_cutoffs = list(self.softmax_cutoffs)
@@ -50,11 +50,15 @@ class RNNConfig(ModelConfig):
             if self.tie_weights and self.softmax_cutoffs:
                 raise XuxieError("a tied output layer is a full softmax: give no softmax cutoffs with tie_weights")
 
-    def resolve_cutoffs(self) -> list[int]:
-        """Settle the automatic cutoffs for this vocabulary (saved so, a later rule cannot change a model)."""
+    def resolve(self) -> None:
+        """Settle the automatic fields for this vocabulary (saved so: a later rule cannot change a model).
+        A vocabulary large enough for the adaptive softmax also gets dropout: its embedding and output
+        layer hold most of the weights and learn the rare tokens by heart, and the adaptive softmax's
+        speed reaches that point within minutes (README: *Large vocabularies*)."""
         if self.softmax_cutoffs is None:
             self.softmax_cutoffs = [] if self.tie_weights else auto_cutoffs(self.vocab_size, self.hidden_size)
-        return self.softmax_cutoffs
+        if self.dropout is None:
+            self.dropout = ADAPTIVE_DROPOUT if self.softmax_cutoffs else 0.0
 
 
 class RNNLanguageModel(LanguageModel):
@@ -64,6 +68,7 @@ class RNNLanguageModel(LanguageModel):
     def __init__(self, config: RNNConfig):
         super().__init__(config)
         c = config
+        c.resolve()
         emb = c.embed_dim or c.hidden_size
         self.embed = nn.Embedding(c.vocab_size, emb)
         self.drop = nn.Dropout(c.dropout)
@@ -72,8 +77,7 @@ class RNNLanguageModel(LanguageModel):
         # Weight tying needs the output layer to read vectors of the embedding's size.
         self.proj = nn.Linear(c.hidden_size, emb, bias=False) if c.tie_weights and emb != c.hidden_size else None
         head_in = emb if c.tie_weights else c.hidden_size
-        cutoffs = c.resolve_cutoffs()
-        self.head = AdaptiveHead(head_in, c.vocab_size, cutoffs) if cutoffs else nn.Linear(head_in, c.vocab_size)
+        self.head = AdaptiveHead(head_in, c.vocab_size, c.softmax_cutoffs) if c.softmax_cutoffs else nn.Linear(head_in, c.vocab_size)
         if c.tie_weights:
             self.head.weight = self.embed.weight
         self._init()
