@@ -303,7 +303,8 @@ def sample(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     """One token per row of ``probs`` (rows, vocab), drawn as ``torch.multinomial(probs, 1)``
     draws it — the argmax of ``probs / q`` for exponential noise ``q`` (the Gumbel-max trick),
     so the same generator gives the same tokens — without its input checks, which cost as
-    much as the draw (a third of a batch-1 step around a small model's, measured)."""
+    much as the draw (together ~20 µs of the default LSTM's ~120 µs batch-1 step, measured).
+    A row with nothing left to draw from (every score -inf) is an error, as it was there."""
     noise = torch.empty_like(probs).exponential_(1, generator=generator)
     best, tokens = probs.div(noise).max(-1)
     if not bool((best > 0).all()):  # NaN or 0: every token of a row was banned
