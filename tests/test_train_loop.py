@@ -120,7 +120,6 @@ def test_final_figures_describe_the_saved_weights(tmp_path, shakespeare_text):
     """A run whose last evaluation is worse than its best saves the best weights as the model;
     its final figures must score those weights (and say which step they are from), not the last."""
     from xuxie import TextGenerator
-    from xuxie.objectives import lm_loss
 
     # 8k characters, 30 epochs of them: the model learns them by heart and gets worse on the rest
     tg = TextGenerator.train(shakespeare_text[:8000], out=tmp_path / "m", steps=300, seq_len=32, batch_size=24,
