@@ -140,6 +140,41 @@ def test_beam_4_never_below_greedy(tg, prompt):
     assert b_lp >= g_lp - 1e-4
 
 
+class MarkovChain:
+    """A model whose next-token log-probabilities depend only on the last token: ``table[last]``."""
+
+    device = torch.device("cpu")
+
+    def __init__(self, table: dict[int, dict[int, float]], vocab: int = 6):
+        self.rows = torch.full((vocab, vocab), -math.inf)
+        for last, nexts in table.items():
+            for tok, p in nexts.items():
+                self.rows[last, tok] = math.log(p)
+
+    def prefill(self, ids):
+        return self.rows[ids[:, -1]][:, None], ids[:, -1]
+
+    def step(self, ids, state):
+        return self.rows[ids], ids
+
+    def reorder_state(self, state, index):
+        return state.index_select(0, index)
+
+
+def test_beam_search_with_length_penalty_waits_for_longer_answers():
+    # After the prompt (token 4): end now with p 0.5, or go on to token 5, which repeats almost
+    # surely. Ending scores log 0.5 / 1; the running beam log 0.5 at first, but divided by its
+    # length it becomes ≈ log 0.5 / 10 by the last step: it must not be dropped as soon as one
+    # beam has finished (HF's default early stop does drop it).
+    eos = 3
+    chain = MarkovChain({4: {eos: 0.5, 5: 0.5}, 5: {5: 0.999, eos: 0.001}})
+    longer = beam_search(chain, [4], GenerationConfig(max_new_tokens=10, num_beams=1, length_penalty=1.0), eos)[0]
+    assert longer.tokens == [5] * 10 and not longer.finished
+    assert longer.score == pytest.approx((math.log(0.5) + 9 * math.log(0.999)) / 10)
+    raw = beam_search(chain, [4], GenerationConfig(max_new_tokens=10, num_beams=1, length_penalty=0.0), eos)[0]
+    assert raw.tokens == [] and raw.finished and raw.logprob == pytest.approx(math.log(0.5))
+
+
 def test_beam_search_through_api(tg):
     texts = tg.generate(2, prompt="ROMEO:", num_beams=4, max_new_tokens=30)
     assert len(texts) == 2 and texts[0] != texts[1]

@@ -459,11 +459,13 @@ def _beam_loop(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_i
         if not going:
             break
         keep_beam, keep_tok, keep_logp = (list(column) for column in zip(*going))
-        # Stop when no running beam can beat the k-th best finished hypothesis (HF's default
-        # heuristic: it assumes a running beam's normalised score does not rise later).
+        # Stop when no running beam can beat the k-th best finished hypothesis. A beam's summed
+        # log-probability only falls, but with length_penalty > 0 its normalised score can still
+        # rise by growing longer: its bound is then at the longest length (HF's
+        # early_stopping="never"; HF's default assumes it never rises and stops too soon).
         if len(finished) >= k:
             finished.sort(key=lambda h: h.score, reverse=True)
-            if max(norm(v, t + 1) for v in keep_logp) <= finished[k - 1].score:
+            if norm(max(keep_logp), config.max_new_tokens if lp > 0 else t + 1) <= finished[k - 1].score:
                 break
         m = len(keep_beam)
         index = torch.tensor(keep_beam + [keep_beam[0]] * (k - m), dtype=torch.long, device=device)
