@@ -16,6 +16,7 @@ pairs (the last 10% of the novel, never trained on) reports:
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 import time
@@ -56,12 +57,46 @@ def decode_speed(tg: TextGenerator, ids: list[int], tokens: int = 200) -> None:
           f"re-running everything {tokens / slow:,.0f} tok/s → {slow / fast:.1f}×")
 
 
+def step_speed(pairs: int = 64, tokens: int = 128, vocab: int = 4400, repeats: int = 5) -> None:
+    """Milliseconds per training step (forward + backward) of the default-sized model on random
+    pairs: input feeding with the attention's keys/memory gradients summed over all steps in one
+    batched product (the default), the same with autograd's per-step backward, and without input
+    feeding (decoder RNN and attention over the whole target at once)."""
+    import torch
+    import torch.nn.functional as F
+
+    from xuxie.models import build_model
+
+    src, tgt = torch.randint(4, vocab, (pairs, tokens)), torch.randint(4, vocab, (pairs, tokens))
+
+    def step_ms(input_feeding: bool, batched: bool = True) -> float:
+        torch.manual_seed(0)
+        model = build_model("seq2seq", vocab, input_feeding=input_feeding).train()
+        model.batched_attention_backward = batched
+
+        def step() -> None:
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model.forward_pairs(src, None, tgt).flatten(0, 1), tgt.flatten()).backward()
+
+        return 1000 * timed(step, repeats, warmup=1)
+
+    base = step_ms(True, batched=False)
+    print(f"\ntraining step, {pairs} pairs × {tokens} tokens, vocabulary {vocab} (ms, median of {repeats}):")
+    print(f"  input feeding, autograd's per-step attention backward  {base:8.0f}")
+    for name, ms in (("input feeding, batched attention backward", step_ms(True)),
+                     ("no input feeding (whole target at once)", step_ms(False))):
+        print(f"  {name:<53} {ms:8.0f}  {base / ms:.2f}× faster")
+
+
 def main() -> None:
     args = _arguments()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.step_speed:
+        step_speed()
+        return
     pairs = continuation_pairs(read_corpus("hongloumeng"))
     tg = _trained_model(args, pairs)
     _, val = pairs.split(0.1)
@@ -85,8 +120,10 @@ def _arguments():
     ap.add_argument("--max-target-len", type=int, default=None)
     ap.add_argument("--max-source-len", type=int, default=None)
     ap.add_argument("--hidden-size", type=int, default=None)
+    ap.add_argument("--input-feeding", action=argparse.BooleanOptionalAction, default=None, help="default: the model's")
     ap.add_argument("--plot", default="seq2seq_attention.png")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (1 avoids thrashing on a shared machine)")
+    ap.add_argument("--step-speed", action="store_true", help="only time training steps of each decoder variant")
     ap.add_argument("--model", default=None, help="evaluate this trained model directory instead of training one")
     return ap.parse_args()
 
@@ -100,9 +137,10 @@ def _trained_model(args, pairs) -> TextGenerator:
         out = Path(args.out or tempfile.mkdtemp(prefix="bench-s2s-"))
         tg = TextGenerator.train(pairs, arch="seq2seq", out=out, time=args.minutes, overwrite=True, progress=False,
                                  model_options={"max_target_len": args.max_target_len, "max_source_len": args.max_source_len,
-                                                "hidden_size": args.hidden_size})
+                                                "hidden_size": args.hidden_size, "input_feeding": args.input_feeding})
     r = tg.config["results"]
-    print(f"trained {tg.model.num_parameters():,} parameters for {r['seconds']:.0f} s: {r['steps']} steps, "
+    feeding = "on" if tg.model.config.input_feeding else "off"
+    print(f"trained {tg.model.num_parameters():,} parameters (input feeding {feeding}) for {r['seconds']:.0f} s: {r['steps']} steps, "
           f"batch {tg.config['train']['batch_size']}, {r['tokens_per_s']:,} target tokens/s; model {out}")
     evals = [json.loads(line) for line in (out / LOG).read_text().splitlines() if '"eval"' in line]
     print("validation perplexity by evaluation: " + ", ".join(f"step {e['step']}: {e['val_ppl']:.1f}" for e in evals))

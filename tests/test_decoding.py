@@ -175,6 +175,16 @@ def test_beam_search_with_length_penalty_waits_for_longer_answers():
     assert raw.tokens == [] and raw.finished and raw.logprob == pytest.approx(math.log(0.5))
 
 
+def test_beam_search_keeps_an_ending_that_ranks_below_the_running_beams():
+    # Ending at once (p 0.4) ranks second, below going on with token 5 (p 0.6) that takes the one
+    # beam; but all that token 5 leads to is less likely than ending at once. HF's rule (keep an
+    # ending only among the beam-count best candidates) never records it.
+    eos = 3
+    chain = MarkovChain({4: {5: 0.6, eos: 0.4}, 5: {5: 0.9, eos: 0.1}})
+    best = beam_search(chain, [4], GenerationConfig(max_new_tokens=10, num_beams=1, length_penalty=0.0), eos)[0]
+    assert best.tokens == [] and best.finished and best.logprob == pytest.approx(math.log(0.4))
+
+
 def test_beam_search_through_api(tg):
     texts = tg.generate(2, prompt="ROMEO:", num_beams=4, max_new_tokens=30)
     assert len(texts) == 2 and texts[0] != texts[1]

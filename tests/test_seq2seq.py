@@ -50,6 +50,32 @@ def test_step_by_step_equals_teacher_forced_pass_with_padding(attention, input_f
             torch.testing.assert_close(torch.cat(steps), batched[b], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("attention", ["general", "dot"])
+@pytest.mark.parametrize("teacher_forcing", [1.0, 0.5])
+def test_batched_attention_backward_equals_autograd(attention, teacher_forcing, monkeypatch):
+    # The step-by-step decoder's attention sums its keys/memory gradients over all steps in one
+    # batched product; every parameter's gradient must equal autograd's step-by-step one.
+    m = small(attention=attention, num_layers=2, dropout=0.0, teacher_forcing=teacher_forcing).double().train()
+    lengths = torch.tensor([7, 5, 2])
+    src = torch.randint(4, 30, (3, 7))
+    for b, n in enumerate(lengths.tolist()):
+        src[b, n:] = PAD
+    tgt = torch.randint(4, 30, (3, 9))
+
+    def grads(batched: bool) -> dict[str, torch.Tensor]:
+        monkeypatch.setattr(type(m), "batched_attention_backward", batched)
+        m.zero_grad()
+        torch.manual_seed(1)  # the same scheduled-sampling draws
+        logits, att = m.forward_pairs(src, lengths, tgt, return_attention=True)
+        (logits.log_softmax(-1)[..., 5].sum() + (att * torch.arange(7.0, dtype=att.dtype)).sum()).backward()
+        return {name: p.grad.clone() for name, p in m.named_parameters() if p.grad is not None}
+
+    reference, batched = grads(False), grads(True)
+    assert reference.keys() == batched.keys() and "encoder.weight_ih_l0" in batched
+    for name in reference:
+        torch.testing.assert_close(batched[name], reference[name], msg=name)
+
+
 def test_attention_ignores_padding_and_rows_sum_to_one():
     m = small()
     src = torch.tensor([[5, 6, 7, PAD, PAD]])

@@ -413,24 +413,23 @@ def beam_search(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_
         return _beam_loop(model, prompt_ids, config, eos_id, procs)
 
 
-def _best_continuations(candidates: torch.Tensor, vocab: int, k: int,
+def _best_continuations(candidates: torch.Tensor, k: int,
                         eos_id: int | None) -> tuple[list[tuple[int, float]], list[tuple[int, int, float]]]:
-    """The best of ``candidates`` (every beam × token's summed log-probability, flattened), best
-    first, up to the ``k``-th that goes on: those that end with ``eos_id`` as (beam, logp), and
-    those that go on as (beam, token, logp)."""
-    top_logp, top_idx = candidates.topk(min(2 * k, candidates.numel()))
+    """From ``candidates`` (beams, vocab: each beam × token's summed log-probability; overwritten):
+    every beam's ending with ``eos_id`` as (beam, logp), and the ``k`` best that go on as (beam,
+    token, logp), best first.
+
+    Every ending is kept, not only those among the k best candidates (HF's rule): an ending takes
+    no beam, and one that ranks below k running beams can still be far likelier than anything they
+    go on to write (a 红楼梦 seq2seq model: greedy's 3-token answer, -5.5 nats, ranked 5th at its
+    last step; the 4 beams kept instead ended at -22 or worse)."""
     ended: list[tuple[int, float]] = []
-    going: list[tuple[int, int, float]] = []
-    for logp, idx in zip(top_logp.tolist(), top_idx.tolist()):
-        if logp == NEG_INF:
-            break
-        b, tok = divmod(idx, vocab)
-        if eos_id is not None and tok == eos_id:
-            ended.append((b, logp))
-            continue
-        going.append((b, tok, logp))
-        if len(going) == k:
-            break
+    if eos_id is not None:
+        ended = [(b, v) for b, v in enumerate(candidates[:, eos_id].tolist()) if v > NEG_INF]
+        candidates[:, eos_id] = NEG_INF
+    top_logp, top_idx = candidates.view(-1).topk(min(k, candidates.numel()))
+    vocab = candidates.shape[1]
+    going = [(*divmod(i, vocab), v) for v, i in zip(top_logp.tolist(), top_idx.tolist()) if v > NEG_INF]
     return ended, going
 
 
@@ -454,8 +453,9 @@ def _beam_loop(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_i
     for t in range(config.max_new_tokens):
         scores = apply_processors(procs, history[:, :plen + t], logits)
         logp = scores.log_softmax(-1)
-        ended, going = _best_continuations((beam_logp[:, None] + logp).view(-1), logp.shape[-1], k, eos_id)
+        ended, going = _best_continuations(beam_logp[:, None] + logp, k, eos_id)
         finished += [Hypothesis(history[b, plen:plen + t].tolist(), v, norm(v, t + 1), True) for b, v in ended]
+        finished = sorted(finished, key=lambda h: h.score, reverse=True)[:k]
         if not going:
             break
         keep_beam, keep_tok, keep_logp = (list(column) for column in zip(*going))
@@ -463,10 +463,8 @@ def _beam_loop(model, prompt_ids: Sequence[int], config: GenerationConfig, eos_i
         # log-probability only falls, but with length_penalty > 0 its normalised score can still
         # rise by growing longer: its bound is then at the longest length (HF's
         # early_stopping="never"; HF's default assumes it never rises and stops too soon).
-        if len(finished) >= k:
-            finished.sort(key=lambda h: h.score, reverse=True)
-            if norm(max(keep_logp), config.max_new_tokens if lp > 0 else t + 1) <= finished[k - 1].score:
-                break
+        if len(finished) == k and norm(keep_logp[0], config.max_new_tokens if lp > 0 else t + 1) <= finished[-1].score:
+            break
         m = len(keep_beam)
         index = torch.tensor(keep_beam + [keep_beam[0]] * (k - m), dtype=torch.long, device=device)
         tokens = torch.tensor(keep_tok + [keep_tok[0]] * (k - m), dtype=torch.long, device=device)
