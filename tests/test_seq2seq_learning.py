@@ -4,7 +4,8 @@
   attention, which measured best here: 99.7% after 90 s vs 99.1% for Luong general; the task
   marked by the first symbol) reaches ≥ 99% exact match with greedy decoding on unseen strings
   after 2,000 steps. Without attention a fixed-size encoder state cannot hold
-  30 symbols this exactly in that budget.
+  30 symbols this exactly in that budget. With input feeding (each step knows what the last one
+  attended to) 99.7% (README), without it (the default) 991/1000 here at 2,000 steps.
 - On 红楼梦 continuation pairs (each paragraph → the next) validation perplexity falls during
   training, and beam search (4 beams) finds an answer at least as likely as greedy's for ≥ 90% of
   held-out inputs.
@@ -41,7 +42,7 @@ def test_attention_copies_and_reverses_strings(tmp_path):
     tg = TextGenerator.train(train, arch="seq2seq", out=tmp_path / "model", steps=2000, batch_size=64, lr=3e-3, precision="fp32",
                              val_fraction=0.02, progress=False, preview_length=0,
                              model_options={"hidden_size": 128, "embed_dim": 64, "dropout": 0.0, "attention": "additive",
-                                            "max_source_len": 40, "max_target_len": 40})
+                                            "input_feeding": True, "max_source_len": 40, "max_target_len": 40})
     test = copy_reverse(1000, 1)
     exact = sum(tg.continue_text(a, temperature=0) == b for a, b in test)
     print(f"copy/reverse exact match: {exact}/1000 after {tg.config['results']['steps']} steps")
