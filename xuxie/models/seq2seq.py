@@ -195,6 +195,8 @@ class _AttentionStep(torch.autograd.Function):
 class Seq2SeqModel(LanguageModel):
     config_class = Seq2SeqConfig
     is_encoder_decoder: ClassVar[bool] = True
+    #: False: every step's attention backward through autograd (the reference the tests compare with)
+    batched_attention_backward: ClassVar[bool] = True
 
     def __init__(self, config: Seq2SeqConfig):
         super().__init__(config)
@@ -331,9 +333,6 @@ class Seq2SeqModel(LanguageModel):
                 prev_pred = lt.detach().argmax(-1)
         logits = torch.stack(logits_t, 1) if sampled else self.head(torch.stack(outs, 1))
         return logits, st, (torch.stack(atts, 1) if return_attention else None)
-
-    #: False: every step's attention backward through autograd (the reference the tests compare with)
-    batched_attention_backward: ClassVar[bool] = True
 
     def _step_attention(self, st: Seq2SeqState, steps: int):
         """The attention for ``steps`` decoder steps: :class:`_StepAttention` when gradients flow into
