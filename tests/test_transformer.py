@@ -34,6 +34,56 @@ def test_step_equals_forward_within_context(positions):
     assert cache.pos == 16 and cache.k.shape[3] == 16  # preallocated: one slot per context position
 
 
+@pytest.mark.parametrize("options", [
+    {"qk_norm": True}, {"logit_cap": 5.0}, {"bias": False}, {"mlp": "relu2"}, {"tie_weights": False},
+    {"positions": "learned", "qk_norm": True, "bias": False},
+])
+def test_planned_step_equals_forward_for_every_option(options):
+    """Generation's one-token step (a DecodePlan: transposed weights, rotate-half folded into the
+    projection) computes what the full forward does, for each architecture option."""
+    model = _model(**options)
+    with torch.no_grad():
+        for p in model.parameters():  # biases and norms away from their 0 / 1 start, so each one counts
+            p.add_(0.1 * torch.randn_like(p))
+    ids = torch.randint(0, 40, (2, 24 if options.get("positions") != "learned" else 16))
+    with torch.inference_mode():
+        full, _ = model(ids)
+        stepped, cache = _stepped(model, ids)
+    assert cache.plan is not None
+    torch.testing.assert_close(stepped, full, atol=1e-4, rtol=0)
+
+
+def test_the_plan_follows_the_weights():
+    """A weight changed in place (an optimiser step, a load) gives the next generation a new plan;
+    with gradients on (training) the step does not use one."""
+    model = _model()
+    ids = torch.randint(0, 40, (1, 8))
+    with torch.inference_mode():
+        _, first = model.prefill(ids)
+    with torch.no_grad():
+        model.blocks[0].c_fc.weight.mul_(2)
+    with torch.inference_mode():
+        _, second = model.prefill(ids)
+        stepped, _ = model.step(ids[:, 0], second)
+        full, _ = model(torch.cat([ids, ids[:, :1]], 1))
+    assert second.plan is not first.plan
+    torch.testing.assert_close(stepped, full[:, -1], atol=1e-4, rtol=0)
+    assert model.prefill(ids)[1].plan is None
+
+
+def test_a_model_that_generated_past_its_rotary_table_still_trains():
+    """Generating past twice the context grows the rotary table inside inference mode; the next
+    training step used to fail ("Inference tensors cannot be saved for backward") — a training
+    preview of a long sample, or generate-then-train in one process."""
+    model = _model()
+    with torch.inference_mode():
+        _stepped(model, torch.randint(0, 40, (1, 3 * model.config.context)))
+    model.train()
+    logits, _ = model(torch.randint(0, 40, (2, 16)))
+    logits.sum().backward()
+    assert model.blocks[0].c_attn.weight.grad is not None
+
+
 def test_step_equals_forward_past_context_rotary():
     """Rotary + sliding window: the ring-buffer cache equals a banded-mask forward over 3.5 contexts."""
     model = _model(positions="rotary")

@@ -118,11 +118,14 @@ class SuppressTokens(LogitsProcessor):
 
     def __init__(self, ids: Sequence[int]):
         self.ids = list(ids)
+        self._index: torch.Tensor | None = None  # ids as a tensor on the scores' device, made once
 
     def __call__(self, input_ids, scores):
-        if self.ids:
-            scores[:, self.ids] = NEG_INF
-        return scores
+        if not self.ids:
+            return scores
+        if self._index is None or self._index.device != scores.device:
+            self._index = torch.tensor(self.ids, dtype=torch.long, device=scores.device)
+        return scores.index_fill_(1, self._index, NEG_INF)  # one op: indexing with a list costs ~10 µs a token
 
 
 class RepetitionPenalty(LogitsProcessor):

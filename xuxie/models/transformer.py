@@ -108,7 +108,7 @@ class KVCache:
     """Keys/values of every layer in ``context`` preallocated slots per sequence (a ring buffer)."""
 
     def __init__(self, k: torch.Tensor, v: torch.Tensor, pos: int, window: int, tokens: torch.Tensor,
-                 row_pos: torch.Tensor | None = None):
+                 row_pos: torch.Tensor | None = None, plan: DecodePlan | None = None):
         self.k, self.v = k, v  # (layers, batch, heads, window, head_dim)
         self.pos = pos  # tokens seen so far (absolute position of the next token)
         self.window = window
@@ -116,6 +116,8 @@ class KVCache:
         #: continuous batching: each row's own ``pos`` (batch,), rows of different requests
         #: joined; None when every row is at ``pos`` (one request)
         self.row_pos = row_pos
+        #: the weights laid out for one-token steps (inference only), from the model at prefill
+        self.plan = plan
 
     @classmethod
     def empty(cls, cfg: TransformerConfig, batch: int, device, dtype) -> KVCache:
@@ -144,20 +146,22 @@ class KVCache:
 
     def index_select(self, index: torch.Tensor) -> KVCache:
         return KVCache(self.k.index_select(1, index), self.v.index_select(1, index), self.pos, self.window,
-                       self.tokens.index_select(0, index), None if self.row_pos is None else self.row_pos.index_select(0, index))
+                       self.tokens.index_select(0, index), None if self.row_pos is None else self.row_pos.index_select(0, index),
+                       self.plan)
 
     def with_row_positions(self) -> KVCache:
         if self.row_pos is not None:
             return self
         row_pos = torch.full((self.k.shape[1],), self.pos, dtype=torch.long, device=self.k.device)
-        return KVCache(self.k, self.v, self.pos, self.window, self.tokens, row_pos)
+        return KVCache(self.k, self.v, self.pos, self.window, self.tokens, row_pos, self.plan)
 
     @staticmethod
     def join(caches: list[KVCache]) -> KVCache:
         """The rows of several caches with row positions, in order."""
         first = caches[0]
         return KVCache(torch.cat([c.k for c in caches], 1), torch.cat([c.v for c in caches], 1), first.pos, first.window,
-                       torch.cat([c.tokens for c in caches], 0), torch.cat([c.row_pos for c in caches], 0))
+                       torch.cat([c.tokens for c in caches], 0), torch.cat([c.row_pos for c in caches], 0),
+                       caches[-1].plan)  # the newest: every row's plan comes from the same model
 
 
 def _rope_tables(positions: torch.Tensor, dim: int, base: float, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,6 +176,85 @@ def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
     return torch.addcmul(x * cos, rotated, sin)
+
+
+def _rotated_rows(w: torch.Tensor, n_head: int) -> torch.Tensor:
+    """Rows (or bias entries) that compute rotate-half of what ``w`` computes, head by head."""
+    per_head = w.reshape(n_head, -1, *w.shape[1:])
+    half = per_head.shape[1] // 2
+    return torch.cat([-per_head[:, half:], per_head[:, :half]], 1).reshape(w.shape)
+
+
+class DecodePlan:
+    """The weights laid out for one-token steps (inference only; built at prefill, carried by the
+    cache), and the step itself. Each matrix is stored transposed, (in, out), contiguous: a
+    batch-1 product reads it row by row — measured 1.6× faster than ``F.linear``'s (out, in) at
+    6×384 (2.37 → 1.49 ms for a token's 24 products), a little faster at 4×128. With rotary
+    positions the query/key projection gains rotate-half's rows, so rotating costs one multiply and
+    one multiply-add instead of slicing, negating and concatenating. Everything a step reads is in
+    plain tuples: at 4×128 Python's own work (module attributes, indexing) was a third of a step."""
+
+    def __init__(self, model: TransformerLanguageModel):
+        cfg = model.config
+        self.key = DecodePlan.key_of(model)
+        self.rotary = cfg.positions == "rotary"
+        self.qk_norm = cfg.qk_norm
+        self.logit_cap = cfg.logit_cap
+        C, self.heads, self.head_dim = cfg.n_embd, cfg.n_head, cfg.head_dim
+        qk = 4 * C if self.rotary else 2 * C  # queries and keys (and their rotated halves)
+        self.qkv_split = (qk, C)
+        self.blocks = [(_norm(blk.ln_1), self._qkv(blk, cfg), _transposed(blk.attn_proj), _norm(blk.ln_2),
+                        _transposed(blk.c_fc), blk.activation, _transposed(blk.mlp_proj)) for blk in model.blocks]
+        self.final_norm = _norm(model.ln_f)
+        self.head = model.lm_head.weight.detach().t().contiguous()
+
+    @staticmethod
+    def key_of(model: nn.Module) -> tuple:
+        """Changes whenever a weight is replaced or changed in place (an optimiser step, a load)."""
+        return tuple((p.data_ptr(), p._version) for p in model.parameters())
+
+    @staticmethod
+    def _qkv(blk: Block, cfg: TransformerConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+        w, b = blk.c_attn.weight.detach(), blk.c_attn.bias
+        if cfg.positions == "rotary":  # rows: q, k, rotate-half q, rotate-half k, v
+            C, H = cfg.n_embd, cfg.n_head
+            w = torch.cat([w[:2 * C], _rotated_rows(w[:C], H), _rotated_rows(w[C:2 * C], H), w[2 * C:]])
+            if b is not None:
+                b = torch.cat([b[:2 * C], _rotated_rows(b[:C], H), _rotated_rows(b[C:2 * C], H), b[2 * C:]])
+        return w.t().contiguous(), None if b is None else b.detach()
+
+    def run(self, x: torch.Tensor, rope: torch.Tensor | None, attend) -> torch.Tensor:
+        """Logits for one token per row, ``x`` (B, width) its embedding. ``rope``: cos and sin
+        tiled over queries' and keys' heads, (1 or B, 2, 2·width); ``attend(layer, q, k, v)``
+        (each (B, heads, head_dim)) stores the keys and values and returns attention's output."""
+        B, H, D = x.shape[0], self.heads, self.head_dim
+        cos, sin = rope.unbind(1) if rope is not None else (None, None)
+        for i, (norm_1, qkv, proj, norm_2, fc, activation, out) in enumerate(self.blocks):
+            qk, v = _linear(F.layer_norm(x, *norm_1), *qkv).split_with_sizes(self.qkv_split, 1)
+            if self.qk_norm:
+                qk = F.rms_norm(qk.view(B, -1, D), (D,)).view(qk.shape)
+            if rope is not None:
+                qk, rotated = qk.chunk(2, 1)
+                qk = torch.addcmul(qk * cos, rotated, sin)
+            q, k = qk.view(B, 2, H, D).unbind(1)
+            y = attend(i, q, k, v.view(B, H, D))
+            x = x + _linear(y.reshape(B, -1), *proj)
+            x = x + _linear(activation(_linear(F.layer_norm(x, *norm_2), *fc)), *out)
+        logits = torch.mm(F.layer_norm(x, *self.final_norm), self.head)
+        return self.logit_cap * torch.tanh(logits / self.logit_cap) if self.logit_cap else logits
+
+
+def _norm(ln: nn.LayerNorm) -> tuple:
+    """``F.layer_norm``'s arguments after the input."""
+    return ln.normalized_shape, ln.weight, ln.bias, ln.eps
+
+
+def _transposed(linear: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
+    return linear.weight.detach().t().contiguous(), None if linear.bias is None else linear.bias.detach()
+
+
+def _linear(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.mm(x, weight_t) if bias is None else torch.addmm(bias, x, weight_t)
 
 
 class Block(nn.Module):
@@ -247,7 +330,8 @@ class TransformerLanguageModel(LanguageModel):
         table = getattr(self, "_rope_table", None)
         if table is None or table[0].shape[0] < end or table[0].device != device or table[0].dtype != dtype:
             size = max(end, 2 * self.config.context, 2 * (table[0].shape[0] if table is not None else 0))
-            table = _rope_tables(torch.arange(size, device=device), self.config.head_dim, self.config.rope_base, dtype)
+            with torch.inference_mode(False):  # a table grown while generating must serve training too
+                table = _rope_tables(torch.arange(size, device=device), self.config.head_dim, self.config.rope_base, dtype)
             self._rope_table = table
         return table[0][start:end], table[1][start:end]
 
@@ -264,7 +348,16 @@ class TransformerLanguageModel(LanguageModel):
         return self._run(ids, want_cache=False)
 
     def prefill(self, ids: torch.Tensor) -> tuple[torch.Tensor, KVCache]:
-        return self._run(ids, want_cache=True)
+        logits, cache = self._run(ids, want_cache=True)
+        if not self.training and not torch.is_grad_enabled():
+            cache.plan = self._decode_plan()
+        return logits, cache
+
+    def _decode_plan(self) -> DecodePlan:
+        plan = getattr(self, "_plan", None)
+        if plan is None or plan.key != DecodePlan.key_of(self):
+            plan = self._plan = DecodePlan(self)
+        return plan
 
     def _run(self, ids: torch.Tensor, want_cache: bool) -> tuple[torch.Tensor, Any]:
         B, T = ids.shape
@@ -317,6 +410,8 @@ class TransformerLanguageModel(LanguageModel):
                 logits, cache = self._extend(ids[:, t:t + 1], cache)
                 outs.append(logits)
             return torch.cat(outs, 1), cache
+        if cache.plan is not None and not self.training:
+            return self._extend_planned(ids, cache)
         p = cache.pos
         pos = torch.tensor([p], device=ids.device)
         x = self._embed(ids, pos)
@@ -334,6 +429,38 @@ class TransformerLanguageModel(LanguageModel):
         cache.tokens[:, slot] = ids[:, 0]
         cache.pos = p + 1
         return self._logits(x), cache
+
+    def _extend_planned(self, ids: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
+        """``_extend`` of one token with the cache's :class:`DecodePlan` (same result, fewer ops)."""
+        W = self.config.context
+        p = cache.pos
+        slot, n = p % W, min(p + 1, W)
+        x = self.wte.weight[ids[:, 0]]
+        if self.wpe is not None:
+            x = x + self.wpe.weight[p]
+        rope = self._tiled_rope(p, x.dtype)[p:p + 1] if cache.plan.rotary else None
+
+        def attend(i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            keys, values = cache.k[i], cache.v[i]
+            keys.select(2, slot).copy_(k)
+            values.select(2, slot).copy_(v)
+            return F.scaled_dot_product_attention(q.unsqueeze(2), keys.narrow(2, 0, n), values.narrow(2, 0, n))
+
+        logits = cache.plan.run(x, rope, attend)
+        cache.tokens[:, slot] = ids[:, 0]
+        cache.pos = p + 1
+        return logits[:, None], cache
+
+    def _tiled_rope(self, position: int, dtype: torch.dtype) -> torch.Tensor:
+        """cos and sin (positions, 2, 2·width) tiled over queries' and keys' heads, for the
+        planned step, covering ``position`` (rebuilt with the rotary table when it grows)."""
+        self._rope(position, 1, self.wte.weight.device, torch.float32)  # grows the table if needed
+        cos, sin = self._rope_table
+        tiled = getattr(self, "_rope_tiled", None)
+        if tiled is None or tiled[0] is not cos or tiled[1].dtype != dtype:
+            reps = (1, 2 * self.config.n_head)
+            tiled = self._rope_tiled = cos, torch.stack([cos.repeat(reps), sin.repeat(reps)], 1).to(dtype)
+        return tiled[1]
 
     def _extend_rows(self, ids: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
         """One token per row, each row at its own position (continuous batching). Every row
