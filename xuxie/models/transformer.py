@@ -475,26 +475,44 @@ class TransformerLanguageModel(LanguageModel):
         p = p.clamp(max=W - 1) if restarts else p
         B = ids.shape[0]
         x = self._embed(ids, p[:, None])
-        rope = None
-        if self.config.positions == "rotary":
-            table = self._rope(0, int(p.max()) + 1, ids.device, torch.float32)
-            rope = table[0][p][:, None, None], table[1][p][:, None, None]  # (B, 1, 1, head_dim)
         rows = torch.arange(B, device=ids.device)
         slot = p % W
         filled = torch.arange(W, device=ids.device)[None, :] < (p + 1).clamp(max=W)[:, None]
         mask = filled[:, None, None, :]  # (B, 1, 1, W)
+        if cache.plan is not None and not self.training:  # logits (B, 1, vocab) either way
+            logits = self._rows_planned(x[:, 0], p, cache, rows, slot, mask)
+        else:
+            logits = self._rows_unplanned(x, p, cache, rows, slot, mask)
+        cache.tokens[rows, slot] = ids[:, 0]
+        cache.row_pos = cache.row_pos + 1
+        for r in restarts:
+            logits[r] = self._restart_row(recent[r], ids[r], cache, r)
+        return logits, cache
+
+    def _rows_unplanned(self, x: torch.Tensor, p: torch.Tensor, cache: KVCache, rows: torch.Tensor, slot: torch.Tensor,
+                        mask: torch.Tensor) -> torch.Tensor:
+        rope = None
+        if self.config.positions == "rotary":
+            table = self._rope(0, int(p.max()) + 1, x.device, torch.float32)
+            rope = table[0][p][:, None, None], table[1][p][:, None, None]  # (B, 1, 1, head_dim)
         for i, blk in enumerate(self.blocks):
             q, k, v = blk.qkv(x, rope)
             ck, cv = cache.k[i], cache.v[i]
             ck[rows, :, slot] = k[:, :, 0]
             cv[rows, :, slot] = v[:, :, 0]
             x = blk.finish(x, F.scaled_dot_product_attention(q, ck, cv, attn_mask=mask))
-        cache.tokens[rows, slot] = ids[:, 0]
-        cache.row_pos = cache.row_pos + 1
-        logits = self._logits(x)
-        for r in restarts:
-            logits[r] = self._restart_row(recent[r], ids[r], cache, r)
-        return logits, cache
+        return self._logits(x)
+
+    def _rows_planned(self, x: torch.Tensor, p: torch.Tensor, cache: KVCache, rows: torch.Tensor, slot: torch.Tensor,
+                      mask: torch.Tensor) -> torch.Tensor:
+        rope = self._tiled_rope(int(p.max()), x.dtype)[p] if cache.plan.rotary else None
+
+        def attend(i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            cache.k[i][rows, :, slot] = k
+            cache.v[i][rows, :, slot] = v
+            return F.scaled_dot_product_attention(q.unsqueeze(2), cache.k[i], cache.v[i], attn_mask=mask)
+
+        return cache.plan.run(x, rope, attend)[:, None]
 
     def _recent_tokens(self, cache: KVCache, r: int) -> torch.Tensor:
         """Row ``r``'s last ``context // 2 - 1`` tokens, oldest first (a full ring buffer)."""
