@@ -411,7 +411,7 @@ class TransformerLanguageModel(LanguageModel):
                 outs.append(logits)
             return torch.cat(outs, 1), cache
         if cache.plan is not None and not self.training:
-            return self._extend_planned(ids, cache)
+            return self._extend_planned(ids[:, 0], cache)[:, None], cache
         p = cache.pos
         pos = torch.tensor([p], device=ids.device)
         x = self._embed(ids, pos)
@@ -430,12 +430,13 @@ class TransformerLanguageModel(LanguageModel):
         cache.pos = p + 1
         return self._logits(x), cache
 
-    def _extend_planned(self, ids: torch.Tensor, cache: KVCache) -> tuple[torch.Tensor, KVCache]:
-        """``_extend`` of one token with the cache's :class:`DecodePlan` (same result, fewer ops)."""
+    def _extend_planned(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits (B, vocab) of one token per row after ``cache`` (updated in place), with its
+        :class:`DecodePlan`: ``_extend``'s result with fewer ops."""
         W = self.config.context
         p = cache.pos
         slot, n = p % W, min(p + 1, W)
-        x = self.wte.weight[ids[:, 0]]
+        x = self.wte.weight.index_select(0, tokens)
         if self.wpe is not None:
             x = x + self.wpe.weight[p]
         rope = self._tiled_rope(p, x.dtype)[p:p + 1] if cache.plan.rotary else None
@@ -447,9 +448,9 @@ class TransformerLanguageModel(LanguageModel):
             return F.scaled_dot_product_attention(q.unsqueeze(2), keys.narrow(2, 0, n), values.narrow(2, 0, n))
 
         logits = cache.plan.run(x, rope, attend)
-        cache.tokens[:, slot] = ids[:, 0]
+        cache.tokens.select(1, slot).copy_(tokens)
         cache.pos = p + 1
-        return logits[:, None], cache
+        return logits
 
     def _tiled_rope(self, position: int, dtype: torch.dtype) -> torch.Tensor:
         """cos and sin (positions, 2, 2·width) tiled over queries' and keys' heads, for the
@@ -547,6 +548,9 @@ class TransformerLanguageModel(LanguageModel):
         return torch.cat(outs, 1), cache
 
     def step(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        if state is not None and state.plan is not None and state.row_pos is None and not self.training and (
+                self.wpe is None or state.pos < self.config.context):  # the common case, directly
+            return self._extend_planned(ids, state), state
         if state is None:
             logits, state = self.prefill(ids[:, None])
         else:
