@@ -82,6 +82,8 @@ def test_train_refuses_to_overwrite(tiny_model_dir, copy_of, shakespeare_text, t
     (["--arch", "transformer", "--positions", "learned", "--seq-len", "300"], "longer than the model's context 128"),
     (["--heads", "4"], "transformer options; add --arch transformer"),
     (["--grad-accum", "0"], "grad-accum must be at least 1"),
+    (["--weight-decay", "-0.1"], "--weight-decay must be 0 (off) or positive"),
+    (["--weight-decay", "nan"], "--weight-decay must be a finite number"),
     (["--time", "nan"], "--time must be a finite number, got nan"),
     (["--time", "inf"], "--time must be a finite number, got inf"),
     (["--epochs", "inf"], "--epochs must be a finite number"),

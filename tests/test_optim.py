@@ -71,6 +71,23 @@ def test_muon_takes_the_hidden_matrices_and_adamw_the_rest(arch, options):
     assert muon.param_groups[0]["lr_ratio"] == pytest.approx(TrainConfig.muon_lr / TrainConfig.lr)
 
 
+@pytest.mark.parametrize("arch, options, optimizer", [
+    ("transformer", {"n_layer": 1, "n_embd": 32, "n_head": 2}, "adamw"),
+    ("transformer", {"n_layer": 1, "n_embd": 32, "n_head": 2, "tie_weights": False, "positions": "learned"}, "muon"),
+    ("lstm", {"hidden_size": 32}, "adamw"), ("lstm", {"hidden_size": 32, "tie_weights": True}, "adamw"),
+])
+def test_weight_decay_spares_biases_norms_and_input_embeddings(arch, options, optimizer):
+    """Decided by what a parameter is, not by its name: an input embedding (token or position) does
+    not decay; one tied to the output layer is that layer too, and decays like it."""
+    model = build_model(arch, 50, **options)
+    opt = make_optimizer(model, TrainConfig(optimizer=optimizer, weight_decay=0.1))
+    decays = {id(p) for o in getattr(opt, "optimizers", [opt]) for g in o.param_groups if g["weight_decay"] for p in g["params"]}
+    tied = options.get("tie_weights", arch == "transformer")
+    for name, p in model.named_parameters():
+        embedding = name.split(".")[0] in ("wte", "wpe", "embed")
+        assert (id(p) in decays) == (p.dim() == 2 and (not embedding or tied and name.split(".")[0] != "wpe")), name
+
+
 def test_muon_run_resumes_exactly(shakespeare_text, tmp_path):
     text = shakespeare_text[:40_000]
     common = dict(arch="transformer", steps=16, eval_interval=8, optimizer="muon", schedule="wsd", batch_size=4,

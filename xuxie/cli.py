@@ -167,7 +167,7 @@ _REFUSED: dict[str | None, list[tuple[tuple[str, ...], str]]] = {
 }
 #: the train command's training flags → TrainConfig fields
 _TRAIN_FLAGS = {"seq_len": "seq_len", "batch_size": "batch_size", "grad_accum": "grad_accum", "lr": "lr", "schedule": "schedule",
-                "optimizer": "optimizer", "muon_lr": "muon_lr",
+                "optimizer": "optimizer", "muon_lr": "muon_lr", "weight_decay": "weight_decay",
                 "warmup": "warmup_steps", "patience": "patience", "val_fraction": "val_fraction", "eval_interval": "eval_interval",
                 "save_every": "save_minutes", "precision": "precision", "seed": "seed", "preview_length": "preview_length"}
 
@@ -357,6 +357,9 @@ def train(
              f"({train_default('optimizer')}).")] = None,
     muon_lr: Annotated[float | None, typer.Option(
         help=f"Muon's peak learning rate; --lr is then AdamW's, for the embeddings and the rest ({train_default('muon_lr')}).")] = None,
+    weight_decay: Annotated[float | None, typer.Option(
+        help=f"Decoupled weight decay of the weight matrices (not biases, norms or an untied input embedding) "
+             f"({train_default('weight_decay')}).")] = None,
     warmup: Annotated[int | None, typer.Option(help=f"Warm-up steps ({train_default('warmup_steps')}).")] = None,
     patience: Annotated[int | None, typer.Option(help="Early stopping: evaluations without improvement (0: off).")] = None,
     val_fraction: Annotated[float | None, typer.Option(

@@ -99,6 +99,8 @@ class TrainConfig:
             raise XuxieError(f"decay fraction must be in (0, 1], got {self.decay_fraction}")
         if not self.muon_lr > 0:
             raise XuxieError(f"Muon's learning rate must be positive, got {self.muon_lr}")
+        if self.weight_decay < 0:
+            raise XuxieError(f"--weight-decay must be 0 (off) or positive, got {self.weight_decay}")
         if self.precision not in PRECISIONS:
             raise XuxieError(f"unknown precision '{self.precision}'; choose one of: {', '.join(PRECISIONS)}")
         for name in ("epochs", "steps", "time_minutes"):
@@ -240,17 +242,20 @@ class StopSignals:
 
 
 def make_optimizer(model: LanguageModel, config: TrainConfig) -> torch.optim.Optimizer | Optimizers:
-    """AdamW (no weight decay on embeddings, biases and norms); with ``muon``, Muon takes the
-    hidden weight matrices. Each group's ``lr_ratio`` is its rate over ``config.lr``."""
+    """AdamW (no weight decay on biases, norms and input embeddings — an embedding tied to the
+    output layer is that layer too, and decays); with ``muon``, Muon takes the hidden weight
+    matrices. Each group's ``lr_ratio`` is its rate over ``config.lr``."""
     matrices, decay, no_decay = [], [], []
     hidden = {id(p) for p in hidden_matrices(model)} if config.optimizer == "muon" else set()
-    for name, p in model.named_parameters():
+    outputs = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Linear)}
+    inputs_only = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Embedding)} - outputs
+    for p in model.parameters():
         if not p.requires_grad:
             continue
         if id(p) in hidden:
             matrices.append(p)
         else:
-            (decay if p.dim() >= 2 and "embed" not in name else no_decay).append(p)
+            (decay if p.dim() >= 2 and id(p) not in inputs_only else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": config.weight_decay, "lr_ratio": 1.0},
               {"params": no_decay, "weight_decay": 0.0, "lr_ratio": 1.0}]
     kwargs: dict[str, Any] = {"lr": config.lr, "betas": (0.9, 0.99)}
