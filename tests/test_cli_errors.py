@@ -83,6 +83,7 @@ def test_train_refuses_to_overwrite(tiny_model_dir, copy_of, shakespeare_text, t
     (["--heads", "4"], "transformer options; add --arch transformer"),
     (["--grad-accum", "0"], "grad-accum must be at least 1"),
     (["--weight-decay", "-0.1"], "--weight-decay must be 0 (off) or positive"),
+    (["--min-lr-ratio", "1.5"], "--min-lr-ratio must be in [0, 1]"),
     (["--weight-decay", "nan"], "--weight-decay must be a finite number"),
     (["--time", "nan"], "--time must be a finite number, got nan"),
     (["--time", "inf"], "--time must be a finite number, got inf"),

@@ -167,6 +167,7 @@ _REFUSED: dict[str | None, list[tuple[tuple[str, ...], str]]] = {
 }
 #: the train command's training flags → TrainConfig fields
 _TRAIN_FLAGS = {"seq_len": "seq_len", "batch_size": "batch_size", "grad_accum": "grad_accum", "lr": "lr", "schedule": "schedule",
+                "min_lr_ratio": "min_lr_ratio",
                 "optimizer": "optimizer", "muon_lr": "muon_lr", "weight_decay": "weight_decay",
                 "warmup": "warmup_steps", "patience": "patience", "val_fraction": "val_fraction", "eval_interval": "eval_interval",
                 "save_every": "save_minutes", "precision": "precision", "seed": "seed", "preview_length": "preview_length"}
@@ -352,6 +353,8 @@ def train(
     lr: Annotated[float | None, typer.Option(help=f"Peak learning rate ({train_default('lr')}).")] = None,
     schedule: Annotated[str | None, typer.Option(
         help=f"Learning-rate schedule: {_choices(SCHEDULES, TrainConfig.schedule, {'wsd': 'warm-up, stable, decay'})}.")] = None,
+    min_lr_ratio: Annotated[float | None, typer.Option(
+        help=f"Where the schedule ends, as a share of the peak rate ({train_default('min_lr_ratio')}).")] = None,
     optimizer: Annotated[str | None, typer.Option(
         help=f"{_choices(OPTIMIZERS, TrainConfig.optimizer, {'muon': 'Muon for the hidden weight matrices, AdamW for the rest'})} "
              f"({train_default('optimizer')}).")] = None,

@@ -95,6 +95,8 @@ class TrainConfig:
             raise XuxieError(f"unknown schedule '{self.schedule}'; choose one of: {', '.join(SCHEDULES)}")
         if self.optimizer not in OPTIMIZERS:
             raise XuxieError(f"unknown optimizer '{self.optimizer}'; choose one of: {', '.join(OPTIMIZERS)}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise XuxieError(f"--min-lr-ratio must be in [0, 1] (the floor of the schedule over the peak rate), got {self.min_lr_ratio}")
         if not 0 < self.decay_fraction <= 1:
             raise XuxieError(f"decay fraction must be in (0, 1], got {self.decay_fraction}")
         if not self.muon_lr > 0:
