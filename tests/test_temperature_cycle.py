@@ -62,6 +62,15 @@ def test_stream_takes_one_temperature(tg):
         tg.generate(2, "ROMEO:", temperature=[1.0, -0.5])
 
 
+def test_a_prompt_in_place_of_n_is_a_clear_error(tg):
+    """``generate("ROMEO:")`` (textgenrnn's habit) said "'<' not supported between 'str' and 'int'"."""
+    with pytest.raises(XuxieError, match="n .*must be a positive whole number, got 'ROMEO:'"):
+        tg.generate("ROMEO:")
+    for n in (0, 2.5, True):
+        with pytest.raises(XuxieError, match="must be a positive whole number"):
+            tg.generate(n, "ROMEO:")
+
+
 @pytest.mark.parametrize("value, expected", [("1.0,0.5,0.2", [1.0, 0.5, 0.2]), (" 0.7 ", [0.7]), ("0, 1", [0.0, 1.0]), (0.3, [0.3])])
 def test_temperature_list_parses(value, expected):
     assert temperature_list(value) == expected

@@ -35,7 +35,7 @@ from .corpus import PAIR_SUFFIXES, Corpus, corpus_from_text, read_corpus, read_p
 from .corpus.sources import FoundFile
 from .data import PairData, encode_corpus, encode_pairs
 from .decoding import DecodingSetup, GenerationConfig, LogitsProcessor, warn_unseen
-from .errors import XuxieError
+from .errors import XuxieError, check_count
 from .fileio import atomic_path
 from .limits import check_generation_size, check_paragraphs
 from .models import ARCHITECTURES, LanguageModel
@@ -216,8 +216,7 @@ class TextGenerator:
         with a seed, the samples at temperature ``t`` equal, in order, what
         ``generate(count, temperature=t, seed=seed + k)`` returns.
         """
-        if n < 1:
-            raise XuxieError(f"n must be at least 1, got {n}")
+        n = check_count(n, "n (the number of texts; the prompt is the second argument or prompt=)")
         temperature = overrides.pop("temperature", None)
         cfg = self._options(generation_config, overrides)
         temps = temperature_list(cfg.temperature if temperature is None else temperature)
@@ -339,8 +338,9 @@ class TextGenerator:
         """The ``n`` best answers of beam search (``num_beams`` ≥ n, default n) as
         (text, log-probability, length-normalised score), best first. Decoding options as in
         :meth:`generate` (those of sampling do not apply)."""
+        n = check_count(n, "n")
         beams = num_beams or n
-        if n < 1 or beams < n:
+        if beams < n:
             raise XuxieError(f"the n-best list needs 1 ≤ n ≤ num_beams (got n={n}, num_beams={beams})")
         cfg = self._gen_config(generation_config, **{**overrides, "num_beams": beams, "temperature": 0})
         ids = self.decoding.prompt_ids(source, truncate=truncate)
