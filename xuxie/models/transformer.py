@@ -550,9 +550,6 @@ class TransformerLanguageModel(LanguageModel):
         return torch.cat(outs, 1), cache
 
     def step(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
-        if state is not None and state.plan is not None and state.row_pos is None and not self.training and (
-                self.wpe is None or state.pos < self.config.context):  # the common case, directly
-            return self._extend_planned(ids, state), state
         if state is None:
             logits, state = self.prefill(ids[:, None])
         else:
