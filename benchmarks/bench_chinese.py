@@ -16,14 +16,14 @@ import statistics
 import tempfile
 
 from _common import CORPORA, cpu_name, parser, print_sample
-from bench_speedrun import BASELINE as SPEEDRUN_BASELINE
+from bench_speedrun import EARLIER
 
 from xuxie import TextGenerator
 
 #: name -> (architecture, tokenizer, the baseline's model options and training settings)
 MODELS = {
     "lstm-char": ("lstm", "char", ({"softmax_cutoffs": []}, {})),
-    "transformer-char": ("transformer", "char", SPEEDRUN_BASELINE["transformer"]),
+    "transformer-char": ("transformer", "char", EARLIER["baseline"]["transformer"]),
     "lstm-word": ("lstm", "word", ({"softmax_cutoffs": []}, {})),
 }
 
