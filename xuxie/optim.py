@@ -5,9 +5,10 @@ Muon (Keller Jordan et al., 2024) is momentum SGD whose update of each weight ma
 its nearest semi-orthogonal matrix, found by a few Newton–Schulz iterations. ``torch.optim.Muon``
 orthogonalises one matrix after another, always in bf16; a transformer's layers have the same few
 shapes, so here each shape's small matrices go through the iteration as one batched product, in
-bf16 where the hardware is fast at it and fp32 elsewhere (the iteration tolerates bf16). On 2 CPU
-cores, for a 4×128 transformer, the iteration costs about as many FLOPs as the model's own forward
-and backward pass, so how fast it runs decides how many steps a minute holds (README, speedrun).
+bf16 where the hardware is fast at it and fp32 elsewhere (the iteration tolerates bf16). For the
+4×128 transformer the iteration costs about a fifth of the FLOPs of the model's forward and
+backward pass over a batch of 16 × 128 (2.4 against 11 GFLOP): in fp32 that
+is 15 ms of a 100 ms step on 2 CPU cores; batched in bf16, 5 ms (README, speedrun).
 """
 
 from __future__ import annotations
