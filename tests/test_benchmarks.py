@@ -1,4 +1,4 @@
-"""Every benchmark script still starts: its imports resolve and ``--help`` prints its docstring.
+"""Every benchmark script still starts: its imports resolve and ``--help`` prints its usage.
 
 Benchmarks take minutes, so no test runs them; this catches the cheap way they break — a name
 one script imports from another renamed (bench_chinese.py imported bench_speedrun's ``BASELINE``

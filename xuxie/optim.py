@@ -7,8 +7,8 @@ orthogonalises one matrix after another, always in bf16; a transformer's layers 
 shapes, so here each shape's small matrices go through the iteration as one batched product, in
 bf16 where the hardware is fast at it and fp32 elsewhere (the iteration tolerates bf16). For the
 4×128 transformer the iteration costs about a fifth of the FLOPs of the model's forward and
-backward pass over a batch of 16 × 128 (2.4 against 11 GFLOP): in fp32 that
-is 15 ms of a 100 ms step on 2 CPU cores; batched in bf16, 5 ms (README, speedrun).
+backward pass over a batch of 16 × 128 (2.4 against 11 GFLOP): in fp32 that is 15 ms of a 100 ms
+step on 2 CPU cores; batched in bf16, 5 ms (README, speedrun).
 """
 
 from __future__ import annotations
