@@ -50,13 +50,18 @@ def print_sample(tg, temperature: float = 0.5, prompt: str = "ROMEO:") -> None:
 
 
 def cpu_name() -> str:
-    """The CPU's model name and whether it has AVX-512 bf16 (figures differ between Zen 3 and Zen 4 hosts)."""
+    """The CPU as a figure needs it: model name, family and model (a VM may hide the name: "Intel(R)
+    Xeon(R) Processor" is model 207 here) and its bf16 instructions (figures differ between Zen 3,
+    Zen 4 and AMX hosts)."""
     try:
-        info = Path("/proc/cpuinfo").read_text()
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
         return "CPU unknown"
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "CPU unknown")
-    return f"{name} ({'AVX-512 bf16' if 'avx512_bf16' in info else 'no AVX-512 bf16'})"
+    field = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    flags = field.get("flags", "").split()
+    bf16 = [name for flag, name in (("avx512_bf16", "AVX-512 bf16"), ("amx_bf16", "AMX bf16")) if flag in flags]
+    return (f"{field.get('model name', 'CPU unknown')} (family {field.get('cpu family', '?')} model {field.get('model', '?')}; "
+            f"{', '.join(bf16) or 'no AVX-512 bf16'})")
 
 
 def matmul_peak(dtype, n: int = 2048, repeats: int = 7) -> float:
