@@ -50,9 +50,8 @@ def print_sample(tg, temperature: float = 0.5, prompt: str = "ROMEO:") -> None:
 
 
 def cpu_name() -> str:
-    """The CPU as a figure needs it: model name, family and model (a VM may hide the name: "Intel(R)
-    Xeon(R) Processor" is model 207 here) and its bf16 instructions (figures differ between Zen 3,
-    Zen 4 and AMX hosts)."""
+    """The CPU as a figure needs it: model name, family and model (a VM may show only "Intel(R) Xeon(R)
+    Processor") and its bf16 instructions (figures differ between Zen 3, Zen 4 and AMX hosts)."""
     try:
         first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
     except OSError:
