@@ -174,3 +174,33 @@ def test_training_gradients_flow_and_dropout():
     assert state is None  # no cache while training
     torch.nn.functional.cross_entropy(logits.flatten(0, 1), ids.flatten()).backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_attention_runs_in_fp32_under_cpu_autocast(monkeypatch):
+    """bf16 autocast speeds the matrix products; attention stays fp32 (its bf16 CPU backward is slow),
+    and the loss and gradients stay those of fp32 training up to bf16 rounding."""
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    seen = []
+
+    def recording(q, k, v, **kw):
+        seen.append((q.dtype, torch.is_autocast_enabled("cpu")))
+        return sdpa(q, k, v, **kw)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", recording)
+    model = _model().train()
+    ids = torch.randint(0, 40, (4, 16))
+
+    def loss_and_grads(bf16: bool):
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, _ = model(ids)
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), ids.flatten())
+        loss.backward()
+        return loss.item(), torch.cat([p.grad.flatten() for p in model.parameters()])
+
+    loss32, grads32 = loss_and_grads(False)
+    seen.clear()
+    loss16, grads16 = loss_and_grads(True)
+    assert seen == [(torch.float32, False)] * 2  # both layers: fp32 inputs, autocast off inside
+    assert abs(loss16 - loss32) < 0.02
+    assert torch.nn.functional.cosine_similarity(grads16, grads32, dim=0) > 0.99
