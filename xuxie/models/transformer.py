@@ -32,8 +32,6 @@ PRESETS: dict[str, dict[str, int]] = {
     "base": {"n_layer": 6, "n_head": 6, "n_embd": 384, "context": 256},
 }
 DEFAULT_PRESET = "tiny"
-#: narrower models train in fp32 unless --precision says otherwise (README: bf16 no faster at width 128)
-BF16_MIN_WIDTH = 256
 POSITIONS = ("rotary", "learned")
 ACTIVATIONS = {"gelu": F.gelu, "relu2": lambda x: F.relu(x).square()}
 
@@ -61,15 +59,14 @@ class TransformerConfig(ModelConfig):
 
     #: measured on 2 cores (README, speedrun: Muon at 0.01 for the blocks' matrices, AdamW at 3e-3 for
     #: the embedding, batch 16 × context 128, learnt most per minute; weight decay 0.1 narrows the
-    #: gap between training and validation loss, and with it a schedule that decays to 0 pays)
+    #: gap between training and validation loss, and with it a schedule that decays to 0 pays);
+    #: precision stays ``auto``: bf16 autocast where the CPU runs it fast, attention in fp32 (README)
     train_defaults: ClassVar[dict[str, Any]] = {"lr": 3e-3, "batch_size": 16, "optimizer": "muon", "muon_lr": 0.01,
                                                 "weight_decay": 0.1, "min_lr_ratio": 0.0}
-    derived_train_defaults: ClassVar[dict[str, str]] = {"seq_len": "its context", "precision": f"fp32 below width {BF16_MIN_WIDTH}"}
+    derived_train_defaults: ClassVar[dict[str, str]] = {"seq_len": "its context"}
     saved_before: ClassVar[dict[str, Any]] = {"mlp": "gelu", "qk_norm": False, "logit_cap": 0.0, "zero_init": False}
 
     def adjust_train_config(self, train: Any, given: Collection[str], data: Any) -> None:
-        if self.n_embd < BF16_MIN_WIDTH and "precision" not in given:
-            train.precision = "fp32"  # narrow transformers: bf16 autocast measured no faster, and a little worse
         if "seq_len" not in given:
             train.seq_len = self.context
         elif train.seq_len > self.context and self.positions == "learned":
