@@ -1,12 +1,14 @@
 """The speedrun: how far each default learns Tiny Shakespeare (char level) in 110 s and 5 minutes,
 against earlier defaults measured in the same run: ``baseline`` (before the speedrun), ``muon``
-(the speedrun's first default, before weight decay 0.1 and the decay to 0) and ``fp32`` (the
-default before bf16 autocast with attention in fp32, where the CPU has bf16).
+(the speedrun's first default, before weight decay 0.1 and the decay to 0), ``fp32`` (the
+default before bf16 autocast with attention in fp32, where the CPU has bf16) and ``decay0.1`` (the
+default before weight decay 0.2).
 
     python benchmarks/bench_speedrun.py                                  # both families, 110 s and 5 min, 1 run
     python benchmarks/bench_speedrun.py --arch lstm --seconds 110 --runs 2
     python benchmarks/bench_speedrun.py --arch transformer --settings muon default --runs 2
     python benchmarks/bench_speedrun.py --arch transformer --settings fp32 default --runs 2
+    python benchmarks/bench_speedrun.py --arch transformer --settings decay0.1 default --runs 2
 
 Each budget is its own run (the schedule is fitted to its budget), with sample previews off; the
 figure is the final validation loss over the whole validation split (the last 10%, fp32). MFU is
@@ -41,7 +43,11 @@ EARLIER = {
         "lstm": None,
     },
     "fp32": {  # the default before bf16 autocast with attention in fp32: fp32 below width 256
-        "transformer": ({}, {"precision": "fp32"}),
+        "transformer": ({}, {"precision": "fp32", "weight_decay": 0.1}),
+        "lstm": None,
+    },
+    "decay0.1": {  # the default before weight decay 0.2: bf16 where fast, weight decay 0.1
+        "transformer": ({}, {"weight_decay": 0.1}),
         "lstm": None,
     },
 }
