@@ -111,9 +111,49 @@ def test_training_windows_come_from_a_compact_id_array():
     large = LMBatches(ids, seq_len=16, batch_size=4)
     assert small.ids.dtype == np.uint16 and large.ids.dtype == np.uint32
     x, y = large.sample(torch.Generator().manual_seed(3))
-    starts = torch.randint(0, len(ids) - 16, (4,), generator=torch.Generator().manual_seed(3))
-    expected = torch.stack([torch.from_numpy(ids[s:s + 17].astype(np.int64)) for s in starts.tolist()])
-    assert x.dtype == torch.int64 and torch.equal(x, expected[:, :-1]) and torch.equal(y, expected[:, 1:])
+    assert x.dtype == torch.int64 and x.shape == y.shape == (4, 16) and torch.equal(x[:, 1:], y[:, :-1])
+    text_windows = np.lib.stride_tricks.sliding_window_view(ids, 17)
+    for row in torch.cat([x, y[:, -1:]], dim=1).numpy():
+        assert (text_windows == row).all(axis=1).any(), "each row is a window of the text"
+
+
+def _epoch_starts(batches, generator, n_batches: int) -> list[int]:
+    """The first token of each window drawn (the ids are their own positions)."""
+    return [s for _ in range(n_batches) for s in batches.sample(generator)[0][:, 0].tolist()]
+
+
+def test_each_epoch_trains_on_every_window_once_in_a_new_order():
+    from xuxie.data import LMBatches
+
+    n, seq_len = 10_003, 16
+    batches = LMBatches(np.arange(n), seq_len=seq_len, batch_size=8)
+    drawn = _epoch_starts(batches, torch.Generator().manual_seed(0), 400)  # five epochs and more
+    offsets, seen = [], 0
+    while seen + 700 <= len(drawn):
+        offset = drawn[seen] % seq_len
+        epoch = list(range(offset, n - seq_len, seq_len))
+        visited = drawn[seen:seen + len(epoch)]
+        assert sorted(visited) == epoch, "every window of the epoch once, at one offset"
+        assert visited != epoch, "in a random order"
+        offsets.append(offset)
+        seen += len(epoch)
+    assert len(offsets) >= 4 and len(set(offsets)) > 1, "each epoch cuts the text at its own offset"
+
+
+def test_window_order_resumes_from_its_state_and_spans_epochs_on_a_tiny_text():
+    from xuxie.data import LMBatches
+
+    for n in (5_000, 40):  # 40 tokens: one or two windows of 16 an epoch, fewer than a batch
+        first = LMBatches(np.arange(n), seq_len=16, batch_size=8)
+        generator = torch.Generator().manual_seed(1)
+        _epoch_starts(first, generator, 30)
+        state, rng = first.state_dict(), generator.get_state()
+        expected = _epoch_starts(first, generator, 60)  # across epoch boundaries
+
+        resumed = LMBatches(np.arange(n), seq_len=16, batch_size=8)
+        resumed.load_state_dict(state)
+        assert _epoch_starts(resumed, torch.Generator().set_state(rng), 60) == expected
+        assert all(0 <= s <= n - 17 for s in expected)
 
 
 def test_final_figures_describe_the_saved_weights(tmp_path, shakespeare_text):

@@ -1,4 +1,4 @@
-"""Token ids as one flat array, and random-window language-model batches drawn from it.
+"""Token ids as one flat array, and the language-model batches drawn from it epoch by epoch.
 
 No one-hot tensors and no per-sample Python objects: a batch is one gather from the id array.
 """
@@ -156,9 +156,15 @@ def compact_ids(ids: np.ndarray | torch.Tensor | IdsFile) -> np.ndarray | IdsFil
 
 
 class LMBatches:
-    """Random windows of ``seq_len + 1`` tokens from one id array: inputs and next-token targets.
+    """Windows of ``seq_len + 1`` tokens from one id array: inputs and next-token targets, epoch
+    by epoch. Each epoch cuts the text into consecutive windows at a random offset and visits them
+    in a random order, so every token is trained on once an epoch; windows drawn independently
+    left a third of the text out of each epoch's worth and showed other parts twice (README,
+    *Speedrun*: the epoch order learnt more in the same minutes).
 
-    The array stays compact (:func:`compact_ids`); only the windows of a batch become int64."""
+    The array stays compact (:func:`compact_ids`); only the windows of a batch become int64. The
+    order is kept as the seed it came from and how far into it the run is (:meth:`state_dict`), so
+    a resumed run draws the same windows."""
 
     def __init__(self, ids: np.ndarray | torch.Tensor, seq_len: int, batch_size: int, device: torch.device | str = "cpu"):
         self.ids = compact_ids(ids)
@@ -166,6 +172,9 @@ class LMBatches:
         self.seq_len = seq_len
         self.batch_size = batch_size
         self.device = torch.device(device)
+        self._epoch_seed: int | None = None  # seeds the current epoch's offset and order
+        self._order = np.empty(0, dtype=np.int64)  # the current epoch's window starts, in the order visited
+        self._taken = 0  # how many of them the run has trained on
 
     @property
     def tokens_per_batch(self) -> int:
@@ -175,11 +184,42 @@ class LMBatches:
         return max(1, (len(self.ids) - 1) // self.tokens_per_batch)
 
     def sample(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        starts = torch.randint(0, len(self.ids) - self.seq_len, (self.batch_size,), generator=generator)
-        window = read_windows(self.ids, starts.numpy(), self.seq_len + 1)
+        """The next batch; ``generator`` seeds each new epoch."""
+        window = read_windows(self.ids, self._next_starts(generator), self.seq_len + 1)
         if self.device.type != "cpu":
             window = window.to(self.device, non_blocking=True)
         return window[:, :-1], window[:, 1:]
+
+    def _next_starts(self, generator: torch.Generator) -> np.ndarray:
+        parts, wanted = [], self.batch_size
+        while wanted:  # a text of fewer windows than a batch spans epochs
+            if self._taken == len(self._order):
+                self._start_epoch(int(torch.randint(2 ** 62, (1,), generator=generator)))
+            part = self._order[self._taken:self._taken + wanted]
+            self._taken += len(part)
+            wanted -= len(part)
+            parts.append(part)
+        return np.concatenate(parts)
+
+    def _start_epoch(self, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        n_starts = len(self.ids) - self.seq_len  # a window may start at 0 … n_starts - 1
+        offset = int(torch.randint(min(self.seq_len, n_starts), (1,), generator=generator))
+        n_windows = len(range(offset, n_starts, self.seq_len))
+        self._order = offset + self.seq_len * torch.randperm(n_windows, generator=generator).numpy()
+        self._epoch_seed, self._taken = seed, 0
+
+    def state_dict(self) -> dict[str, int | None]:
+        return {"epoch_seed": self._epoch_seed, "taken": self._taken}
+
+    def load_state_dict(self, state: dict[str, int | None]) -> None:
+        """Go on where :meth:`state_dict` was taken; ``{}`` (a checkpoint from before the epoch
+        order) starts a new epoch."""
+        if state.get("epoch_seed") is None:
+            self._order, self._taken = np.empty(0, dtype=np.int64), 0
+            return
+        self._start_epoch(int(state["epoch_seed"]))
+        self._taken = int(state["taken"])
 
 
 def eval_streams(ids: np.ndarray, seq_len: int, n_streams: int = 16,
@@ -296,6 +336,12 @@ class PairBatches:
     def sample(self, generator: torch.Generator) -> PairBatch:
         start = int(torch.randint(0, len(self.data) - self.batch_size + 1, (1,), generator=generator))
         return self.data.batch(self.order[start:start + self.batch_size], self.device)
+
+    def state_dict(self) -> dict[str, int | None]:
+        return {}  # each batch is drawn from ``generator`` alone
+
+    def load_state_dict(self, state: dict[str, int | None]) -> None:
+        pass
 
 
 def encode_pairs(corpus: Corpus, tokenizer: Tokenizer, max_source_len: int, max_target_len: int) -> PairData:

@@ -120,8 +120,8 @@ def _pair_losses(model, data, max_tokens, amp_dtype, batch_size) -> Iterator[tup
 
 
 class LanguageModelObjective:
-    """Next-token prediction on one id array: random windows to train on, the validation ids read
-    in consecutive windows to evaluate."""
+    """Next-token prediction on one id array: windows in a new order each epoch to train on, the
+    validation ids read in consecutive windows to evaluate."""
 
     answers_input = False
 

@@ -381,6 +381,7 @@ class Trainer:
             "callbacks": cbs.callback_states(self.callbacks),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            "batches": self.batches.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "torch_rng_ranks": distributed.gather(torch.get_rng_state()),  # every process's own
         }
@@ -391,6 +392,7 @@ class Trainer:
         cbs.load_callback_states(self.callbacks, d.get("callbacks"), saved)
         self.optimizer.load_state_dict(d["optimizer"])
         self.generator.set_state(d["generator"])
+        self.batches.load_state_dict(d.get("batches", {}))  # none: a checkpoint from before the epoch order
         ranks = d.get("torch_rng_ranks")
         torch.set_rng_state(ranks[distributed.rank()] if ranks and len(ranks) == self.world else d["torch_rng"])
 
