@@ -10,6 +10,9 @@ default before weight decay 0.2).
     python benchmarks/bench_speedrun.py --arch transformer --settings fp32 default --runs 2
     python benchmarks/bench_speedrun.py --arch transformer --settings decay0.1 default --runs 2
 
+The earlier settings are spelled out as training options, so they run with today's epoch-ordered
+windows (the independent random windows they were first measured with are gone: README, *Speedrun*).
+
 Each budget is its own run (the schedule is fitted to its budget), with sample previews off; the
 figure is the final validation loss over the whole validation split (the last 10%, fp32). MFU is
 6 · parameters · training tokens/s over the matmul peak of the precision trained in, measured here.

@@ -159,7 +159,7 @@ class LMBatches:
     """Windows of ``seq_len + 1`` tokens from one id array: inputs and next-token targets, epoch
     by epoch. Each epoch cuts the text into consecutive windows at a random offset and visits them
     in a random order, so every token is trained on once an epoch; windows drawn independently
-    left a third of the text out of each epoch's worth and showed other parts twice (README,
+    left about a third of the text out of each epoch's worth and showed other parts twice (README,
     *Speedrun*: the epoch order learnt more in the same minutes).
 
     The array stays compact (:func:`compact_ids`); only the windows of a batch become int64. The
@@ -173,7 +173,9 @@ class LMBatches:
         self.batch_size = batch_size
         self.device = torch.device(device)
         self._epoch_seed: int | None = None  # seeds the current epoch's offset and order
-        self._order = np.empty(0, dtype=np.int64)  # the current epoch's window starts, in the order visited
+        self._offset = 0  # where the current epoch's first window starts
+        # the current epoch's windows, numbered 0, 1, … from the offset, in the order visited
+        self._order = np.empty(0, dtype=np.int32)
         self._taken = 0  # how many of them the run has trained on
 
     @property
@@ -198,15 +200,17 @@ class LMBatches:
             part = self._order[self._taken:self._taken + wanted]
             self._taken += len(part)
             wanted -= len(part)
-            parts.append(part)
+            parts.append(self._offset + self.seq_len * part.astype(np.int64))
         return np.concatenate(parts)
 
     def _start_epoch(self, seed: int) -> None:
         generator = torch.Generator().manual_seed(seed)
         n_starts = len(self.ids) - self.seq_len  # a window may start at 0 … n_starts - 1
-        offset = int(torch.randint(min(self.seq_len, n_starts), (1,), generator=generator))
-        n_windows = len(range(offset, n_starts, self.seq_len))
-        self._order = offset + self.seq_len * torch.randperm(n_windows, generator=generator).numpy()
+        self._offset = int(torch.randint(min(self.seq_len, n_starts), (1,), generator=generator))
+        n_windows = len(range(self._offset, n_starts, self.seq_len))
+        order = torch.randperm(n_windows, generator=generator).numpy()
+        # int32 halves the order's memory for a corpus of billions of tokens (a window index, not a position)
+        self._order = order.astype(np.int32) if n_windows < 2 ** 31 else order
         self._epoch_seed, self._taken = seed, 0
 
     def state_dict(self) -> dict[str, int | None]:
@@ -216,7 +220,7 @@ class LMBatches:
         """Go on where :meth:`state_dict` was taken; ``{}`` (a checkpoint from before the epoch
         order) starts a new epoch."""
         if state.get("epoch_seed") is None:
-            self._order, self._taken = np.empty(0, dtype=np.int64), 0
+            self._order, self._taken = np.empty(0, dtype=np.int32), 0
             return
         self._start_epoch(int(state["epoch_seed"]))
         self._taken = int(state["taken"])
