@@ -1,17 +1,18 @@
 """The speedrun: how far each default learns Tiny Shakespeare (char level) in 110 s and 5 minutes,
 against earlier defaults measured in the same run: ``baseline`` (before the speedrun), ``muon``
 (the speedrun's first default, before weight decay 0.1 and the decay to 0), ``fp32`` (the
-default before bf16 autocast with attention in fp32, where the CPU has bf16) and ``decay0.1`` (the
-default before weight decay 0.2).
+default before bf16 autocast with attention in fp32, where the CPU has bf16) and ``previous`` (the
+defaults before windows in epoch order and, for the transformer, weight decay 0.2).
 
     python benchmarks/bench_speedrun.py                                  # both families, 110 s and 5 min, 1 run
     python benchmarks/bench_speedrun.py --arch lstm --seconds 110 --runs 2
     python benchmarks/bench_speedrun.py --arch transformer --settings muon default --runs 2
     python benchmarks/bench_speedrun.py --arch transformer --settings fp32 default --runs 2
-    python benchmarks/bench_speedrun.py --arch transformer --settings decay0.1 default --runs 2
+    python benchmarks/bench_speedrun.py --settings previous default --seconds 300 --runs 2
 
-The earlier settings are spelled out as training options, so they run with today's epoch-ordered
-windows (the independent random windows they were first measured with are gone: README, *Speedrun*).
+The earlier settings draw each training window independently at a random position, as they did
+when they were the default (:class:`IndependentWindows`); today's default trains on every window
+once an epoch (README, *Speedrun*).
 
 Each budget is its own run (the schedule is fitted to its budget), with sample previews off; the
 figure is the final validation loss over the whole validation split (the last 10%, fp32). MFU is
@@ -24,11 +25,14 @@ from __future__ import annotations
 
 import statistics
 import tempfile
+from unittest import mock
 
+import numpy as np
 import torch
 from _common import cpu_name, matmul_peak, parser, print_sample
 
-from xuxie import TextGenerator
+from xuxie import TextGenerator, objectives
+from xuxie.data import LMBatches
 
 #: earlier defaults, spelled out (all fp32 at the transformer's width 128): setting -> architecture ->
 #: (model options, training settings);
@@ -49,18 +53,26 @@ EARLIER = {
         "transformer": ({}, {"precision": "fp32", "weight_decay": 0.1}),
         "lstm": None,
     },
-    "decay0.1": {  # the default before weight decay 0.2: bf16 where fast, weight decay 0.1
+    "previous": {  # the defaults before the epoch order and, for the transformer, weight decay 0.2
         "transformer": ({}, {"weight_decay": 0.1}),
-        "lstm": None,
+        "lstm": ({}, {}),
     },
 }
 #: issue 16's targets: (architecture, seconds) -> validation loss
 TARGETS = {("transformer", 110): 1.60, ("transformer", 300): 1.45, ("lstm", 300): 1.45}
 
 
+class IndependentWindows(LMBatches):
+    """The windows before the epoch order: each drawn alone at a random position."""
+
+    def _next_starts(self, generator: torch.Generator) -> np.ndarray:
+        return torch.randint(0, len(self.ids) - self.seq_len, (self.batch_size,), generator=generator).numpy()
+
+
 def train(arch: str, seconds: float, setting: str) -> dict:
     model, settings = EARLIER[setting][arch] if setting in EARLIER else ({}, {})
-    with tempfile.TemporaryDirectory() as d:
+    windows = IndependentWindows if setting in EARLIER else LMBatches
+    with tempfile.TemporaryDirectory() as d, mock.patch.object(objectives, "LMBatches", windows):
         tg = TextGenerator.train("tinyshakespeare", arch=arch, out=d, overwrite=True, time=seconds / 60, progress=False,
                                  preview_length=0, model_options=model, **settings)
         r = dict(tg.config["results"], parameters=tg.model.num_parameters())
