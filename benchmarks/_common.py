@@ -43,6 +43,23 @@ def printable_tokenizer():
     return CharTokenizer.train([PRINTABLE])
 
 
+def earlier_windows():
+    """A context in which training draws each window alone at a random position, as the defaults
+    before the epoch order did: baselines run as they were measured against today's default."""
+    from unittest import mock
+
+    import torch
+
+    from xuxie import objectives
+    from xuxie.data import LMBatches
+
+    class IndependentWindows(LMBatches):
+        def _next_starts(self, generator: torch.Generator):
+            return torch.randint(0, len(self.ids) - self.seq_len, (self.batch_size,), generator=generator).numpy()
+
+    return mock.patch.object(objectives, "LMBatches", IndependentWindows)
+
+
 def print_sample(tg, temperature: float = 0.5, prompt: str = "ROMEO:") -> None:
     """One line showing what a freshly trained model writes (seed 0)."""
     text = tg.generate(prompt=prompt, temperature=temperature, max_new_tokens=160, seed=0)[0]

@@ -12,10 +12,11 @@ at T = 0.8 continue ``--prompt``.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 
-from _common import CORPORA, cpu_name, parser, print_sample
+from _common import CORPORA, cpu_name, earlier_windows, parser, print_sample
 from bench_speedrun import EARLIER
 
 from xuxie import TextGenerator
@@ -31,7 +32,8 @@ MODELS = {
 def train(name: str, seconds: float, setting: str, prompt: str) -> dict:
     arch, tokenizer, baseline = MODELS[name]
     model, settings = baseline if setting == "baseline" else ({}, {})
-    with tempfile.TemporaryDirectory() as d:
+    windows = earlier_windows() if setting == "baseline" else contextlib.nullcontext()  # as the baseline drew them
+    with tempfile.TemporaryDirectory() as d, windows:
         tg = TextGenerator.train(CORPORA / "hongloumeng.txt", arch=arch, tokenizer=tokenizer, out=d, overwrite=True,
                                  time=seconds / 60, progress=False, preview_length=0, model_options=model, **settings)
         r = dict(tg.config["results"], vocab=tg.model.config.vocab_size)

@@ -11,7 +11,7 @@ defaults before windows in epoch order and, for the transformer, weight decay 0.
     python benchmarks/bench_speedrun.py --settings previous default --seconds 300 --runs 2
 
 The earlier settings draw each training window independently at a random position, as they did
-when they were the default (:class:`IndependentWindows`); today's default trains on every window
+when they were the default (``_common.earlier_windows``); today's default trains on every window
 once an epoch (README, *Speedrun*).
 
 Each budget is its own run (the schedule is fitted to its budget), with sample previews off; the
@@ -23,16 +23,14 @@ the GPU record with nanoGPT's recipe (6×384 on an A100) is ≈ 1.47.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
-from unittest import mock
 
-import numpy as np
 import torch
-from _common import cpu_name, matmul_peak, parser, print_sample
+from _common import cpu_name, earlier_windows, matmul_peak, parser, print_sample
 
-from xuxie import TextGenerator, objectives
-from xuxie.data import LMBatches
+from xuxie import TextGenerator
 
 #: earlier defaults, spelled out (all fp32 at the transformer's width 128): setting -> architecture ->
 #: (model options, training settings);
@@ -62,17 +60,10 @@ EARLIER = {
 TARGETS = {("transformer", 110): 1.60, ("transformer", 300): 1.45, ("lstm", 300): 1.45}
 
 
-class IndependentWindows(LMBatches):
-    """The windows before the epoch order: each drawn alone at a random position."""
-
-    def _next_starts(self, generator: torch.Generator) -> np.ndarray:
-        return torch.randint(0, len(self.ids) - self.seq_len, (self.batch_size,), generator=generator).numpy()
-
-
 def train(arch: str, seconds: float, setting: str) -> dict:
     model, settings = EARLIER[setting][arch] if setting in EARLIER else ({}, {})
-    windows = IndependentWindows if setting in EARLIER else LMBatches
-    with tempfile.TemporaryDirectory() as d, mock.patch.object(objectives, "LMBatches", windows):
+    windows = earlier_windows() if setting in EARLIER else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory() as d, windows:
         tg = TextGenerator.train("tinyshakespeare", arch=arch, out=d, overwrite=True, time=seconds / 60, progress=False,
                                  preview_length=0, model_options=model, **settings)
         r = dict(tg.config["results"], parameters=tg.model.num_parameters())
