@@ -195,7 +195,7 @@ class LMBatches:
     def _next_starts(self, generator: torch.Generator) -> np.ndarray:
         parts, wanted = [], self.batch_size
         while wanted:  # a text of fewer windows than a batch spans epochs
-            if self._taken == len(self._order):
+            if self._taken >= len(self._order):  # also a state from a text since grown shorter
                 self._start_epoch(int(torch.randint(2 ** 62, (1,), generator=generator)))
             part = self._order[self._taken:self._taken + wanted]
             self._taken += len(part)
